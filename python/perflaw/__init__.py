@@ -1,0 +1,47 @@
+"""perflaw: the Performance Law and data quality for sequential recommenders.
+
+The names below are loaded lazily, so ``import perflaw`` stays cheap and never
+imports torch: the data-quality half must work without the training stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+try:
+    from importlib.metadata import version as _dist_version
+
+    __version__ = _dist_version("perflaw")
+except Exception:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Sequences": "perflaw.sequences",
+    "read_sequences": "perflaw.io",
+    "apen": "perflaw.quality",
+    "data_quality": "perflaw.quality",
+    "DataQuality": "perflaw.quality",
+    "coding_stats": "perflaw.quality",
+    "fit": "perflaw.law",
+    "Fit": "perflaw.law",
+    "train": "perflaw.train",
+    "TrainConfig": "perflaw.train",
+    "TrainResult": "perflaw.train",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'perflaw' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

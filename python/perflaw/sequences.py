@@ -1,0 +1,403 @@
+"""``Sequences``: every user's item history in one CSR layout.
+
+``offsets`` (int64, users + 1) and ``items`` (int64 dense item indices
+1..n_items; 0 is reserved for padding) are C-contiguous, so they cross into the
+Rust kernels without a copy. The original user ids and the item vocabulary are
+kept so that results map back to the raw data.
+
+Input is normalised here, in Python, before it reaches Rust: dtypes are checked
+and converted once, offsets are validated, ids are relabelled densely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence as TypingSequence
+
+import numpy as np
+
+# Largest raw id accepted: ids must fit a signed 64-bit integer.
+MAX_RAW_ID = 2**63 - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Sequences:
+    """Users' item sequences in CSR form.
+
+    Attributes
+    ----------
+    offsets : numpy.ndarray
+        int64, shape (n_users + 1,); user ``u`` owns ``items[offsets[u]:offsets[u+1]]``.
+    items : numpy.ndarray
+        int64 dense item indices in 1..n_items, in time order per user.
+    user_ids : numpy.ndarray
+        The original id of each user, shape (n_users,).
+    item_vocab : numpy.ndarray
+        The original id of each dense item: dense index ``k`` is ``item_vocab[k - 1]``.
+
+    Examples
+    --------
+    >>> seqs = Sequences.from_lists([[10, 20, 10], [20, 30]])
+    >>> seqs.n_users, seqs.n_items, seqs.tokens
+    (2, 3, 5)
+    >>> seqs[0].tolist()
+    [1, 2, 1]
+    """
+
+    offsets: np.ndarray
+    items: np.ndarray
+    user_ids: np.ndarray
+    item_vocab: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_offsets(self.offsets, len(self.items))
+        if self.items.dtype != np.int64 or not self.items.flags.c_contiguous:
+            raise TypeError("Sequences.items must be a C-contiguous int64 array")
+        if len(self.user_ids) != self.n_users:
+            raise ValueError(
+                f"user_ids has {len(self.user_ids)} entries but offsets describe {self.n_users} users"
+            )
+        if len(self.items) and (self.items.min() < 1 or self.items.max() > len(self.item_vocab)):
+            raise ValueError(
+                f"dense item indices must lie in 1..{len(self.item_vocab)}, "
+                f"got range {self.items.min()}..{self.items.max()}"
+            )
+        for array in (self.offsets, self.items, self.user_ids, self.item_vocab):
+            array.setflags(write=False)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_vocab)
+
+    @property
+    def tokens(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of each user's sequence (int64)."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.n_users
+
+    def __getitem__(self, user: int) -> np.ndarray:
+        if not -self.n_users <= user < self.n_users:
+            raise IndexError(f"user index {user} out of range for {self.n_users} users")
+        user %= self.n_users
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for user in range(self.n_users):
+            yield self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def __repr__(self) -> str:
+        return f"Sequences(users={self.n_users}, items={self.n_items}, tokens={self.tokens})"
+
+    def to_lists(self, original_ids: bool = False) -> list[list[Any]]:
+        """The sequences as Python lists, of dense indices or of original ids."""
+        values = self.item_vocab[self.items - 1] if original_ids else self.items
+        return [values[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def from_lists(
+        cls, lists: Iterable[TypingSequence[Any]], user_ids: TypingSequence[Any] | None = None
+    ) -> "Sequences":
+        """Build from one list of raw item ids per user.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[5, 6], [6]], user_ids=["a", "b"]).user_ids.tolist()
+        ['a', 'b']
+        """
+        lists = [list(seq) for seq in lists]
+        lengths = np.fromiter((len(seq) for seq in lists), dtype=np.int64, count=len(lists))
+        offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        flat = [item for seq in lists for item in seq]
+        return cls.from_arrays(offsets, _raw_ids(flat, "item"), user_ids=user_ids)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        offsets: Any,
+        items: Any,
+        user_ids: Any = None,
+        item_vocab: Any = None,
+    ) -> "Sequences":
+        """Build from CSR arrays of raw item ids (relabelled densely).
+
+        When ``item_vocab`` is given, ``items`` are taken to be dense indices
+        into it already (1-based) and are only validated.
+
+        Examples
+        --------
+        >>> s = Sequences.from_arrays([0, 2, 3], [7, 9, 7])
+        >>> s.item_vocab.tolist(), s.items.tolist()
+        ([7, 9], [1, 2, 1])
+        """
+        offsets = _as_int64(offsets, "offsets")
+        if item_vocab is None:
+            raw = _raw_ids(items, "item")
+            _check_offsets(offsets, len(raw))
+            vocab, inverse = np.unique(raw, return_inverse=True)
+            dense = inverse.reshape(-1).astype(np.int64) + 1
+        else:
+            vocab = np.asarray(item_vocab)
+            dense = _as_int64(items, "items")
+        if user_ids is None:
+            user_ids = np.arange(len(offsets) - 1, dtype=np.int64)
+        return cls(
+            offsets=np.ascontiguousarray(offsets),
+            items=np.ascontiguousarray(dense),
+            user_ids=np.asarray(user_ids),
+            item_vocab=vocab,
+        )
+
+    @classmethod
+    def from_table(
+        cls,
+        table: Any,
+        user: str = "user",
+        item: str = "item",
+        timestamp: str | None = None,
+    ) -> "Sequences":
+        """Build from a pandas, polars or pyarrow table (or a dict of columns).
+
+        Rows are grouped by user (users in sorted id order); within a user they
+        are ordered by ``timestamp`` with a stable sort, so ties keep file order.
+
+        Examples
+        --------
+        >>> t = {"user": [2, 1, 2], "item": [5, 6, 7], "ts": [9, 0, 3]}
+        >>> Sequences.from_table(t, timestamp="ts").to_lists(original_ids=True)
+        [[6], [7, 5]]
+        """
+        columns = _columns(table, [user, item] + ([timestamp] if timestamp else []))
+        users = _raw_ids(columns[user], "user")
+        items = _raw_ids(columns[item], "item")
+        if len(users) == 0:
+            raise ValueError("the table has no rows")
+        user_vocab, user_index = np.unique(users, return_inverse=True)
+        user_index = user_index.reshape(-1)
+        if timestamp:
+            times = _timestamps(columns[timestamp], timestamp)
+            order = np.lexsort((times, user_index))  # lexsort is stable
+        else:
+            order = np.argsort(user_index, kind="stable")
+        counts = np.bincount(user_index, minlength=len(user_vocab))
+        offsets = np.zeros(len(user_vocab) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return cls.from_arrays(offsets, items[order], user_ids=user_vocab)
+
+    # ------------------------------------------------------------- operations
+    def select(self, users: Any) -> "Sequences":
+        """The given users (indices or a boolean mask), in the order given.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[1], [2, 3], [4]]).select([2, 0]).lengths.tolist()
+        [1, 1]
+        """
+        index = np.arange(self.n_users)[np.asarray(users)]
+        lengths = self.lengths[index]
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = _ranges(self.offsets[index], lengths)
+        return Sequences(offsets, self.items[gather], self.user_ids[index], self.item_vocab)
+
+    def min_length(self, k: int) -> "Sequences":
+        """Keep users with at least ``k`` items."""
+        return self.select(self.lengths >= _positive_int(k, "k", allow_zero=True))
+
+    def truncate(self, max_len: int) -> "Sequences":
+        """Keep each user's last ``max_len`` items.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[1, 2, 3], [4]]).truncate(2).to_lists(original_ids=True)
+        [[2, 3], [4]]
+        """
+        max_len = _positive_int(max_len, "max_len")
+        lengths = np.minimum(self.lengths, max_len)
+        offsets = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = _ranges(self.offsets[1:] - lengths, lengths)
+        return Sequences(offsets, self.items[gather], self.user_ids, self.item_vocab)
+
+    def kcore(self, k: int) -> "Sequences":
+        """Iteratively drop items and users with fewer than ``k`` interactions.
+
+        Items are relabelled densely afterwards; the result is a fixed point: every
+        remaining user and item has at least ``k`` interactions.
+
+        Examples
+        --------
+        >>> s = Sequences.from_lists([[1, 2], [1, 2], [1, 3]]).kcore(2)
+        >>> s.n_users, s.n_items
+        (2, 2)
+        """
+        k = _positive_int(k, "k")
+        seqs = self
+        while True:
+            item_counts = np.bincount(seqs.items, minlength=seqs.n_items + 1)
+            keep_item = item_counts[seqs.items] >= k
+            user_of_token = np.repeat(np.arange(seqs.n_users), seqs.lengths)
+            kept_per_user = np.bincount(user_of_token[keep_item], minlength=seqs.n_users)
+            keep_user = kept_per_user >= k
+            keep_token = keep_item & keep_user[user_of_token]
+            if keep_token.all():
+                return seqs._relabel_items()
+            offsets = np.zeros(int(keep_user.sum()) + 1, dtype=np.int64)
+            np.cumsum(kept_per_user[keep_user], out=offsets[1:])
+            seqs = Sequences(offsets, seqs.items[keep_token], seqs.user_ids[keep_user], seqs.item_vocab)
+
+    def sample_users(self, fraction: float, seed: int = 0) -> "Sequences":
+        """A seeded random subset of ``round(fraction * users)`` users, in original order."""
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        n_keep = max(1, round(fraction * self.n_users))
+        chosen = np.random.default_rng(seed).choice(self.n_users, size=n_keep, replace=False)
+        return self.select(np.sort(chosen))
+
+    def _relabel_items(self) -> "Sequences":
+        used, inverse = np.unique(self.items, return_inverse=True)
+        if len(used) == self.n_items:
+            return self
+        return Sequences(
+            self.offsets,
+            inverse.reshape(-1).astype(np.int64) + 1,
+            self.user_ids,
+            self.item_vocab[used - 1],
+        )
+
+    def fingerprint(self) -> str:
+        """A stable 16-hex-digit hash of the sequences (dense items, lengths, vocabulary).
+
+        Examples
+        --------
+        >>> a = Sequences.from_lists([[1, 2]]); b = Sequences.from_lists([[1, 2]])
+        >>> a.fingerprint() == b.fingerprint()
+        True
+        """
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(b"perflaw-sequences-v1")
+        digest.update(self.offsets.astype("<i8").tobytes())
+        digest.update(self.items.astype("<i8").tobytes())
+        digest.update(np.asarray(self.item_vocab).astype(str).astype("U").tobytes())
+        return digest.hexdigest()
+
+
+# ------------------------------------------------------------------ helpers
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` for each (s, n), vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    index = np.arange(total, dtype=np.int64)
+    first = np.repeat(ends - lengths, lengths)
+    return index - first + np.repeat(starts, lengths)
+
+
+def _check_offsets(offsets: np.ndarray, n_items: int) -> None:
+    if offsets.dtype != np.int64 or offsets.ndim != 1:
+        raise TypeError(f"offsets must be a 1-D int64 array, got {offsets.dtype} with {offsets.ndim} dims")
+    if len(offsets) == 0:
+        raise ValueError("offsets must hold at least one entry (0)")
+    if offsets[0] != 0:
+        raise ValueError(f"offsets must start at 0, got {offsets[0]}")
+    steps = np.diff(offsets)
+    if len(steps) and steps.min() < 0:
+        bad = int(np.argmax(steps < 0))
+        raise ValueError(f"offsets must be non-decreasing: offsets[{bad + 1}]={offsets[bad + 1]} < offsets[{bad}]={offsets[bad]}")
+    if offsets[-1] != n_items:
+        raise ValueError(f"offsets end at {offsets[-1]} but there are {n_items} items")
+
+
+def _as_int64(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if array.dtype == np.uint64 and array.max() > MAX_RAW_ID:
+        raise ValueError(f"{name} hold a value {array.max()} >= 2**63")
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
+def _raw_ids(values: Any, what: str) -> np.ndarray:
+    """Raw ids as an int64 array (non-negative, < 2**63) or a string array."""
+    if isinstance(values, list):
+        if values and all(isinstance(v, str) for v in values):
+            return np.asarray(values, dtype=str)
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
+            bad = next(v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)))
+            raise TypeError(f"{what} ids must be integers or strings, got {bad!r} ({type(bad).__name__})")
+        if values and (max(values) > MAX_RAW_ID):
+            raise ValueError(f"{what} id {max(values)} is too large: ids must be < 2**63")
+        values = np.asarray(values, dtype=np.int64) if values else np.zeros(0, dtype=np.int64)
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{what} ids must be one-dimensional, got shape {array.shape}")
+    if array.dtype.kind in "US":
+        return array.astype(str)
+    if array.dtype == object:
+        return _raw_ids(array.tolist(), what)
+    if array.dtype.kind == "b" or array.dtype.kind not in "iu":
+        raise TypeError(f"{what} ids must be integers or strings, got dtype {array.dtype}")
+    if array.size and array.dtype.kind == "u" and array.max() > MAX_RAW_ID:
+        raise ValueError(f"{what} id {array.max()} is too large: ids must be < 2**63")
+    array = array.astype(np.int64, copy=False)
+    if array.size and array.min() < 0:
+        raise ValueError(f"{what} ids must be non-negative, got {array.min()}")
+    return array
+
+
+def _timestamps(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind == "M":
+        if np.isnat(array).any():
+            raise ValueError(f"timestamp column {name!r} holds missing values")
+        return array.astype("datetime64[ns]").astype(np.int64)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"timestamp column {name!r} must be numeric or datetime, got {array.dtype}")
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        raise ValueError(f"timestamp column {name!r} holds NaN")
+    return array
+
+
+def _columns(table: Any, names: list[str]) -> dict[str, np.ndarray]:
+    """Named columns of a pandas/polars/pyarrow table or a dict, as numpy arrays."""
+    if isinstance(table, dict):
+        available = list(table)
+        getter = lambda name: np.asarray(table[name])  # noqa: E731
+    elif hasattr(table, "column_names") and hasattr(table, "column"):  # pyarrow
+        available = list(table.column_names)
+        getter = lambda name: table.column(name).to_numpy()  # noqa: E731
+    elif hasattr(table, "columns") and hasattr(table, "__getitem__"):  # pandas, polars
+        available = [str(c) for c in table.columns]
+        getter = lambda name: np.asarray(table[name].to_numpy())  # noqa: E731
+    else:
+        raise TypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise ValueError(f"missing column(s) {missing}; the table has {available}")
+    return {name: getter(name) for name in names}
+
+
+def _positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
+    return int(value)
