@@ -1,0 +1,291 @@
+//! Corpus-level conditional block entropy H(X_{m+1} | X_1..X_m).
+//!
+//! Every window of m + 1 consecutive items of every sequence is counted
+//! exactly (windows never span two sequences). With c(wx) the count of window
+//! w followed by x, c(w.) = sum_x c(wx) and T the number of windows,
+//!   H = (1/T) * [ sum_w c(w.) ln c(w.) - sum_wx c(wx) ln c(wx) ].
+//! Counts are integers, so tables built from shards merge exactly, and the
+//! sums run over a sorted histogram of counts, so the result does not depend
+//! on insertion order, sharding or the thread count.
+//!
+//! Windows live in a flat arena of item ids; the hash tables store arena
+//! offsets, so a window costs (m + 1) * 8 bytes plus one table slot. The
+//! tables are split into `PARTITIONS` by hash, so that threads fill disjoint
+//! partitions in parallel with no locking.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use hashbrown::HashTable;
+use rayon::prelude::*;
+use rayon::ThreadPool;
+use rustc_hash::FxBuildHasher;
+
+use crate::batch::Batch;
+use crate::error::{KernelError, Result};
+
+pub const PARTITIONS: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    start: usize, // offset of the window in the arena
+    count: u64,
+}
+
+#[derive(Default, Clone)]
+struct Partition {
+    arena: Vec<i64>,
+    table: HashTable<Slot>,
+}
+
+/// Exact counts of all windows of length m + 1 seen so far.
+#[derive(Clone)]
+pub struct WindowCounts {
+    m: usize,
+    partitions: Vec<Partition>,
+}
+
+fn hash_window(window: &[i64]) -> u64 {
+    let mut hasher = FxBuildHasher.build_hasher();
+    window.hash(&mut hasher);
+    // Fx leaves the low bits weak for small integers: mix before use.
+    let h = hasher.finish();
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+}
+
+/// Partition from middle bits, independent of the bits the table itself uses.
+fn partition_of(hash: u64) -> usize {
+    ((hash >> 40) as usize) % PARTITIONS
+}
+
+impl Partition {
+    fn add(&mut self, window: &[i64], hash: u64, count: u64) {
+        let width = window.len();
+        let arena = &self.arena;
+        let found = self.table.find_mut(hash, |slot| &arena[slot.start..slot.start + width] == window);
+        match found {
+            Some(slot) => slot.count += count,
+            None => {
+                let start = self.arena.len();
+                self.arena.extend_from_slice(window);
+                let arena = &self.arena;
+                self.table.insert_unique(hash, Slot { start, count }, |slot| {
+                    hash_window(&arena[slot.start..slot.start + width])
+                });
+            }
+        }
+    }
+}
+
+impl WindowCounts {
+    pub fn new(m: usize) -> Result<Self> {
+        if m == 0 {
+            return Err(KernelError::BadM(m));
+        }
+        Ok(Self { m, partitions: vec![Partition::default(); PARTITIONS] })
+    }
+
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    fn width(&self) -> usize {
+        self.m + 1
+    }
+
+    /// Number of distinct windows.
+    pub fn distinct(&self) -> usize {
+        self.partitions.iter().map(|p| p.table.len()).sum()
+    }
+
+    /// Number of windows counted (T).
+    pub fn total(&self) -> u64 {
+        self.partitions.iter().flat_map(|p| p.table.iter()).map(|s| s.count).sum()
+    }
+
+    /// Counts every window of every sequence of the batch (after truncation).
+    pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
+        let width = self.width();
+        // (user, start, hash) of every window, hashed in parallel once.
+        let hashed: Vec<Vec<(u32, u64)>> = batch.map::<(), _, _>(pool, max_len, |_, seq| {
+            seq.windows(width).enumerate().map(|(i, w)| (i as u32, hash_window(w))).collect()
+        });
+        pool.install(|| {
+            self.partitions.par_iter_mut().enumerate().for_each(|(p, partition)| {
+                for (user, windows) in hashed.iter().enumerate() {
+                    let seq = batch.sequence(user, max_len);
+                    for &(start, hash) in windows {
+                        if partition_of(hash) == p {
+                            let start = start as usize;
+                            partition.add(&seq[start..start + width], hash, 1);
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    /// Adds another table's counts to this one.
+    pub fn merge(&mut self, other: &WindowCounts) -> Result<()> {
+        if other.m != self.m {
+            return Err(KernelError::MismatchedM { left: self.m, right: other.m });
+        }
+        let width = self.width();
+        for (mine, theirs) in self.partitions.iter_mut().zip(&other.partitions) {
+            for slot in theirs.table.iter() {
+                let window = &theirs.arena[slot.start..slot.start + width];
+                mine.add(window, hash_window(window), slot.count);
+            }
+        }
+        Ok(())
+    }
+
+    /// All windows (row-major, m + 1 ids each) and their counts, sorted by window.
+    pub fn to_arrays(&self) -> (Vec<i64>, Vec<u64>) {
+        let width = self.width();
+        let mut rows: Vec<(&[i64], u64)> = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.table.iter().map(move |s| (&p.arena[s.start..s.start + width], s.count)))
+            .collect();
+        rows.sort_unstable();
+        let windows = rows.iter().flat_map(|(w, _)| w.iter().copied()).collect();
+        let counts = rows.iter().map(|&(_, c)| c).collect();
+        (windows, counts)
+    }
+
+    /// Rebuilds a table from `to_arrays` output (counts add up for repeated rows).
+    pub fn from_arrays(m: usize, windows: &[i64], counts: &[u64]) -> Result<Self> {
+        let mut table = Self::new(m)?;
+        let width = table.width();
+        if windows.len() != counts.len() * width {
+            return Err(KernelError::BadShape(format!(
+                "windows hold {} ids, expected {} rows of m + 1 = {width}",
+                windows.len(),
+                counts.len()
+            )));
+        }
+        for (window, &count) in windows.chunks_exact(width).zip(counts) {
+            let hash = hash_window(window);
+            table.partitions[partition_of(hash)].add(window, hash, count);
+        }
+        Ok(table)
+    }
+
+    /// H(X_{m+1} | X_1..X_m) in nats; NaN when no window was counted.
+    pub fn conditional_entropy(&self) -> f64 {
+        let total = self.total();
+        if total == 0 {
+            return f64::NAN;
+        }
+        let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut prefix_counts: HashTable<(usize, usize, u64)> = HashTable::new();
+        let m = self.m;
+        for (p, partition) in self.partitions.iter().enumerate() {
+            for slot in partition.table.iter() {
+                *joint.entry(slot.count).or_default() += 1;
+                let prefix = &partition.arena[slot.start..slot.start + m];
+                let hash = hash_window(prefix);
+                let arena_of = |q: usize| &self.partitions[q].arena;
+                match prefix_counts.find_mut(hash, |&(q, s, _)| &arena_of(q)[s..s + m] == prefix) {
+                    Some(entry) => entry.2 += slot.count,
+                    None => {
+                        prefix_counts.insert_unique(hash, (p, slot.start, slot.count), |&(q, s, _)| {
+                            hash_window(&arena_of(q)[s..s + m])
+                        });
+                    }
+                }
+            }
+        }
+        let mut marginal: BTreeMap<u64, u64> = BTreeMap::new();
+        for &(_, _, count) in prefix_counts.iter() {
+            *marginal.entry(count).or_default() += 1;
+        }
+        (sum_c_ln_c(&marginal) - sum_c_ln_c(&joint)) / total as f64
+    }
+}
+
+/// sum over a histogram {count: how many windows have it} of count * ln count.
+fn sum_c_ln_c(histogram: &BTreeMap<u64, u64>) -> f64 {
+    histogram.iter().map(|(&c, &n)| n as f64 * c as f64 * (c as f64).ln()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::pool;
+    use std::collections::HashMap;
+
+    fn naive_entropy(seqs: &[Vec<i64>], m: usize) -> f64 {
+        let mut joint: HashMap<Vec<i64>, f64> = HashMap::new();
+        let mut prefix: HashMap<Vec<i64>, f64> = HashMap::new();
+        let mut total = 0.0;
+        for s in seqs {
+            for w in s.windows(m + 1) {
+                *joint.entry(w.to_vec()).or_default() += 1.0;
+                *prefix.entry(w[..m].to_vec()).or_default() += 1.0;
+                total += 1.0;
+            }
+        }
+        -joint.iter().map(|(w, &c)| c / total * (c / prefix[&w[..m]]).ln()).sum::<f64>()
+    }
+
+    fn csr(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<i64>) {
+        let mut offsets = vec![0i64];
+        let mut items = vec![];
+        for s in seqs {
+            items.extend_from_slice(s);
+            offsets.push(items.len() as i64);
+        }
+        (offsets, items)
+    }
+
+    fn sample() -> Vec<Vec<i64>> {
+        let mut state = 3u64;
+        (0..40)
+            .map(|u| {
+                (0..(u % 13 + 1))
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ((state >> 33) % 4) as i64
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_naive_and_is_thread_independent() {
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        let batch = Batch::new(&offsets, &items).unwrap();
+        for m in 1..4 {
+            let mut one = WindowCounts::new(m).unwrap();
+            one.update(&batch, None, &pool(1).unwrap());
+            let mut two = WindowCounts::new(m).unwrap();
+            two.update(&batch, None, &pool(2).unwrap());
+            let h = one.conditional_entropy();
+            assert!((h - naive_entropy(&seqs, m)).abs() < 1e-12);
+            assert_eq!(h.to_bits(), two.conditional_entropy().to_bits());
+        }
+    }
+
+    #[test]
+    fn shards_merge_exactly() {
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        let mut whole = WindowCounts::new(2).unwrap();
+        whole.update(&Batch::new(&offsets, &items).unwrap(), None, &pool(1).unwrap());
+        let mut merged = WindowCounts::new(2).unwrap();
+        for half in seqs.chunks(17) {
+            let (o, i) = csr(half);
+            let mut part = WindowCounts::new(2).unwrap();
+            part.update(&Batch::new(&o, &i).unwrap(), None, &pool(2).unwrap());
+            let (w, c) = part.to_arrays();
+            merged.merge(&WindowCounts::from_arrays(2, &w, &c).unwrap()).unwrap();
+        }
+        assert_eq!(whole.to_arrays(), merged.to_arrays());
+        assert_eq!(whole.conditional_entropy().to_bits(), merged.conditional_entropy().to_bits());
+        assert!(merged.merge(&WindowCounts::new(3).unwrap()).is_err());
+    }
+}

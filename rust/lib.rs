@@ -1,0 +1,169 @@
+//! perflaw._core: thin PyO3 bindings over the pure kernels.
+//!
+//! Each binding takes numpy slices (no copy), releases the GIL, runs a kernel
+//! on a rayon pool and returns a numpy array. Python normalises input first
+//! (perflaw.sequences); the kernels still validate offsets, so bad input can
+//! only ever surface as a ValueError.
+
+pub mod apen;
+pub mod batch;
+pub mod blocks;
+pub mod coding;
+pub mod error;
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use batch::{pool, Batch};
+use error::KernelError;
+
+impl From<KernelError> for PyErr {
+    fn from(err: KernelError) -> PyErr {
+        PyValueError::new_err(err.to_string())
+    }
+}
+
+/// Signed exact-match ApEn(m) of every sequence; NaN where a sequence has <= m items.
+#[pyfunction]
+#[pyo3(name = "apen", signature = (offsets, items, m, max_len=None, threads=0))]
+fn apen_batch<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    items: PyReadonlyArray1<'py, i64>,
+    m: usize,
+    max_len: Option<usize>,
+    threads: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    if m == 0 {
+        return Err(KernelError::BadM(m).into());
+    }
+    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+    batch.check_lengths(max_len)?;
+    let pool = pool(threads)?;
+    let values = py.detach(|| batch.map(&pool, max_len, |s, seq| apen::apen(seq, m, s)));
+    Ok(values.into_pyarray(py))
+}
+
+/// Sum of the Lempel-Ziv match lengths Lambda_i of every sequence.
+#[pyfunction]
+#[pyo3(name = "lz_lambda_sums", signature = (offsets, items, max_len=None, threads=0))]
+fn lz_batch<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    items: PyReadonlyArray1<'py, i64>,
+    max_len: Option<usize>,
+    threads: usize,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+    batch.check_lengths(max_len)?;
+    let pool = pool(threads)?;
+    let sums = py.detach(|| batch.map(&pool, max_len, |s, seq| coding::lz_lambda_sum(seq, s)));
+    Ok(sums.into_pyarray(py))
+}
+
+/// Exact counts of all windows of m + 1 items, mergeable across shards.
+#[pyclass(module = "perflaw._core")]
+#[derive(Clone)]
+struct WindowCounts {
+    inner: blocks::WindowCounts,
+}
+
+#[pymethods]
+impl WindowCounts {
+    #[new]
+    fn new(m: usize) -> PyResult<Self> {
+        Ok(Self { inner: blocks::WindowCounts::new(m)? })
+    }
+
+    #[getter]
+    fn m(&self) -> usize {
+        self.inner.m()
+    }
+
+    #[getter]
+    fn total(&self) -> u64 {
+        self.inner.total()
+    }
+
+    #[getter]
+    fn distinct(&self) -> usize {
+        self.inner.distinct()
+    }
+
+    /// Counts the windows of every sequence of a CSR batch.
+    #[pyo3(signature = (offsets, items, max_len=None, threads=0))]
+    fn update(
+        &mut self,
+        py: Python<'_>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        items: PyReadonlyArray1<'_, i64>,
+        max_len: Option<usize>,
+        threads: usize,
+    ) -> PyResult<()> {
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        let pool = pool(threads)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.update(&batch, max_len, &pool));
+        Ok(())
+    }
+
+    /// Adds another table's counts to this one.
+    fn merge(&mut self, py: Python<'_>, other: &Self) -> PyResult<()> {
+        let inner = &mut self.inner;
+        py.detach(|| inner.merge(&other.inner))?;
+        Ok(())
+    }
+
+    /// H(X_{m+1} | X_1..X_m) in nats; NaN when no window was counted.
+    fn conditional_entropy(&self, py: Python<'_>) -> f64 {
+        py.detach(|| self.inner.conditional_entropy())
+    }
+
+    /// (windows, counts): an int64 array of shape (distinct, m + 1) sorted by row, and uint64 counts.
+    fn to_arrays<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>)> {
+        let (windows, counts) = py.detach(|| self.inner.to_arrays());
+        let rows = counts.len();
+        let windows = windows.into_pyarray(py).reshape([rows, self.inner.m() + 1])?;
+        Ok((windows, counts.into_pyarray(py)))
+    }
+
+    /// Rebuilds a table from `to_arrays` output; repeated rows add up.
+    #[staticmethod]
+    fn from_arrays(
+        py: Python<'_>,
+        m: usize,
+        windows: PyReadonlyArray1<'_, i64>,
+        counts: PyReadonlyArray1<'_, u64>,
+    ) -> PyResult<Self> {
+        let (windows, counts) = (windows.as_slice()?, counts.as_slice()?);
+        let inner = py.detach(|| blocks::WindowCounts::from_arrays(m, windows, counts))?;
+        Ok(Self { inner })
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        let (windows, counts) = self.to_arrays(py)?;
+        let flat = windows.reshape([self.inner.distinct() * (self.inner.m() + 1)])?;
+        let rebuild = py.get_type::<Self>().getattr("from_arrays")?;
+        let args = (self.inner.m(), flat, counts).into_pyobject(py)?.into_any();
+        Ok((rebuild, args))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "WindowCounts(m={}, windows={}, distinct={})",
+            self.inner.m(),
+            self.inner.total(),
+            self.inner.distinct()
+        )
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(apen_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
+    m.add_class::<WindowCounts>()?;
+    m.add("PARTITIONS", blocks::PARTITIONS)?;
+    Ok(())
+}
