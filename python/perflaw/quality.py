@@ -1,0 +1,510 @@
+"""Data quality: exact-match approximate entropy, D′ and coding-length statistics.
+
+ApEn (Pincus) of each user's item sequence with tolerance r = 0 (windows match
+only when their items are identical) and embedding dimension m. The paper's
+data measure is
+
+    D′ = Σ_S |S| · ApEn′(S),   ApEn′ = 1 / |ApEn|,
+
+summed over the sequences where ApEn′ is finite; the authors' published code
+uses the pooled variant D′_pooled = tokens / mean |ApEn| instead. Both are
+reported, under those names.
+
+Per-user ApEn degenerates on data where no user repeats an item (it becomes
+ln((N − m) / (N − m + 1)), a function of the length alone), so two
+corpus-level figures are reported too: the conditional block entropy
+H(X_{m+1} | X_1..X_m) over all windows of all users, and a Lempel-Ziv
+entropy-rate estimate.
+
+Every statistic is computed from per-user arrays and exact window counts, which
+merge exactly across shards (``QualityParts.merge``); sums use ``math.fsum``,
+so the result is bit-identical for any sharding and any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perflaw import _core
+from perflaw.sequences import Sequences
+
+# |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
+APEN_ZERO = 1e-12
+
+
+# ---------------------------------------------------------------- arguments
+def resolve_threads(threads: int | None) -> int:
+    """The kernel thread count: the argument, else PERFLAW_NUM_THREADS, else all cores (0)."""
+    if threads is None:
+        env = os.environ.get("PERFLAW_NUM_THREADS", "").strip()
+        if not env:
+            return 0
+        try:
+            threads = int(env)
+        except ValueError:
+            raise ValueError(f"PERFLAW_NUM_THREADS must be a positive integer, got {env!r}") from None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    return int(threads)
+
+
+def _check_m(m: Any) -> int:
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
+        raise TypeError(f"m must be an integer, got {m!r}")
+    if m < 1:
+        raise ValueError(f"m must be >= 1, got {m}")
+    return int(m)
+
+
+def _check_max_len(max_len: Any) -> int | None:
+    if max_len is None:
+        return None
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)):
+        raise TypeError(f"max_len must be an integer or None, got {max_len!r}")
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    return int(max_len)
+
+
+def as_sequences(data: Any) -> Sequences:
+    """``Sequences`` from a Sequences, a path, or a list of per-user item lists."""
+    if isinstance(data, Sequences):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        from perflaw.io import read_sequences
+
+        return read_sequences(data)
+    if isinstance(data, (list, tuple)):
+        return Sequences.from_lists(data)
+    raise TypeError(f"expected Sequences, a path or a list of lists, got {type(data).__name__}")
+
+
+def _used_lengths(seqs: Sequences, max_len: int | None) -> np.ndarray:
+    lengths = seqs.lengths
+    return lengths if max_len is None else np.minimum(lengths, max_len)
+
+
+# ------------------------------------------------------------ per-user ApEn
+def apen(
+    seqs: Any,
+    m: int = 2,
+    max_len: int | None = None,
+    absolute: bool = False,
+    threads: int | None = None,
+) -> np.ndarray:
+    """Exact-match (r = 0) approximate entropy of every user's sequence.
+
+    Parameters
+    ----------
+    seqs : Sequences, path or list of lists
+        The users' item sequences.
+    m : int
+        Embedding dimension (window length), at least 1.
+    max_len : int, optional
+        Compute on each user's last ``max_len`` items.
+    absolute : bool
+        Return |ApEn|, as the authors' code does. The signed value (default)
+        is negative on sequences without repeats.
+    threads : int, optional
+        Kernel threads; defaults to PERFLAW_NUM_THREADS or all cores. The
+        result does not depend on it.
+
+    Returns
+    -------
+    numpy.ndarray
+        One float64 per user, in user order; NaN where the sequence has at most ``m`` items.
+
+    Examples
+    --------
+    >>> import perflaw
+    >>> perflaw.apen([[1, 2, 1, 2, 1, 2], [1, 2]], m=2).round(4).tolist()
+    [0.0201, nan]
+    """
+    seqs = as_sequences(seqs)
+    values = _core.apen(
+        seqs.offsets, seqs.items, _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    )
+    return np.abs(values) if absolute else values
+
+
+def apen_prime(apen_values: np.ndarray) -> np.ndarray:
+    """ApEn′ = 1/|ApEn|; NaN where ApEn is undefined or |ApEn| < 1e-12.
+
+    Examples
+    --------
+    >>> apen_prime(np.array([-0.5, 0.0, np.nan])).tolist()
+    [2.0, nan, nan]
+    """
+    magnitude = np.abs(np.asarray(apen_values, dtype=np.float64))
+    out = np.full(magnitude.shape, np.nan)
+    valid = magnitude >= APEN_ZERO  # False for NaN too
+    out[valid] = 1.0 / magnitude[valid]
+    return out
+
+
+# -------------------------------------------------------- coding statistics
+@dataclass(frozen=True)
+class CodingStats:
+    """Per-user minimum-coding-length statistics, in user order.
+
+    Attributes
+    ----------
+    lengths : |S|, the length each statistic was computed on (after max_len).
+    apen : signed ApEn(m).
+    coding_bound : the lower bound |S| / |ApEn(S)| on the coding length (= |S|·ApEn′).
+    lz_entropy_rate : ln|S| / mean_i Λ_i, the Lempel-Ziv entropy-rate estimate (nats per item).
+    """
+
+    lengths: np.ndarray
+    apen: np.ndarray
+    coding_bound: np.ndarray
+    lz_entropy_rate: np.ndarray
+
+
+def coding_stats(
+    seqs: Any, m: int = 2, max_len: int | None = None, threads: int | None = None
+) -> CodingStats:
+    """Per-user coding-length bound and Lempel-Ziv entropy-rate estimate.
+
+    Examples
+    --------
+    >>> import perflaw
+    >>> stats = perflaw.coding_stats([[1, 2, 3, 4]], m=2)
+    >>> float(stats.lz_entropy_rate[0]) == float(np.log(4))  # no repeats: every Λ_i is 1
+    True
+    """
+    seqs = as_sequences(seqs)
+    m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    lengths = _used_lengths(seqs, max_len)
+    values = _core.apen(seqs.offsets, seqs.items, m, max_len, threads)
+    lz_sums = _core.lz_lambda_sums(seqs.offsets, seqs.items, max_len, threads)
+    return CodingStats(
+        lengths=lengths,
+        apen=values,
+        coding_bound=lengths * apen_prime(values),
+        lz_entropy_rate=_lz_rate(lengths, lz_sums),
+    )
+
+
+def _lz_rate(lengths: np.ndarray, lambda_sums: np.ndarray) -> np.ndarray:
+    """E = N ln N / Σ Λ_i per sequence; NaN below two items."""
+    out = np.full(len(lengths), np.nan)
+    ok = lengths >= 2
+    n = lengths[ok].astype(np.float64)
+    out[ok] = n * np.log(n) / lambda_sums[ok].astype(np.float64)
+    return out
+
+
+# ------------------------------------------------------ mergeable summaries
+@dataclass
+class QualityParts:
+    """Per-user arrays and exact window counts of one shard; ``merge`` is exact.
+
+    Examples
+    --------
+    >>> import perflaw
+    >>> seqs = perflaw.Sequences.from_lists([[1, 2, 1, 2], [3, 3, 4], [5, 6, 5]])
+    >>> whole = QualityParts.compute(seqs)
+    >>> parts = QualityParts.compute(seqs.select([0])).merge(QualityParts.compute(seqs.select([1, 2])))
+    >>> parts.summarize().d_prime == whole.summarize().d_prime
+    True
+    """
+
+    m: int
+    max_len: int | None
+    lengths: np.ndarray  # length used, after max_len
+    raw_lengths: np.ndarray  # length before truncation
+    apen: np.ndarray
+    lz_sums: np.ndarray
+    windows: Any = field(default=None)  # _core.WindowCounts or None
+    fingerprints: list[str] = field(default_factory=list)
+
+    @classmethod
+    def compute(
+        cls,
+        seqs: Sequences,
+        m: int = 2,
+        max_len: int | None = None,
+        threads: int | None = None,
+        block_entropy: bool = True,
+        raw_items: np.ndarray | None = None,
+    ) -> "QualityParts":
+        """Statistics of one shard. ``raw_items`` gives item ids that are
+        consistent across shards (for the corpus window counts); by default the
+        shard's own item ids are used."""
+        m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+        windows = None
+        if block_entropy:
+            windows = _core.WindowCounts(m)
+            items = seqs.items if raw_items is None else raw_items
+            windows.update(seqs.offsets, items, max_len, threads)
+        return cls(
+            m=m,
+            max_len=max_len,
+            lengths=_used_lengths(seqs, max_len),
+            raw_lengths=seqs.lengths,
+            apen=_core.apen(seqs.offsets, seqs.items, m, max_len, threads),
+            lz_sums=_core.lz_lambda_sums(seqs.offsets, seqs.items, max_len, threads),
+            windows=windows,
+            fingerprints=[seqs.fingerprint()],
+        )
+
+    def merge(self, other: "QualityParts") -> "QualityParts":
+        """The parts of both shards, this one's users first."""
+        return QualityParts.combine([self, other])
+
+    @staticmethod
+    def combine(parts: "list[QualityParts]") -> "QualityParts":
+        """All shards' parts in the order given; window counts are merged into a new table."""
+        if not parts:
+            raise ValueError("no parts to combine")
+        first = parts[0]
+        for part in parts[1:]:
+            if (part.m, part.max_len) != (first.m, first.max_len):
+                raise ValueError(
+                    f"cannot merge parts computed with m={first.m}, max_len={first.max_len} "
+                    f"and m={part.m}, max_len={part.max_len}"
+                )
+            if (part.windows is None) != (first.windows is None):
+                raise ValueError("cannot merge parts with and without block-entropy window counts")
+        windows = None
+        if first.windows is not None:
+            windows = _core.WindowCounts(first.m)
+            for part in parts:
+                windows.merge(part.windows)
+        return QualityParts(
+            m=first.m,
+            max_len=first.max_len,
+            lengths=np.concatenate([p.lengths for p in parts]),
+            raw_lengths=np.concatenate([p.raw_lengths for p in parts]),
+            apen=np.concatenate([p.apen for p in parts]),
+            lz_sums=np.concatenate([p.lz_sums for p in parts]),
+            windows=windows,
+            fingerprints=[f for p in parts for f in p.fingerprints],
+        )
+
+    def summarize(self) -> "DataQuality":
+        """The corpus summary of everything merged so far."""
+        return _summarize(self)
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """Data-quality summary of a corpus of user sequences.
+
+    ApEn statistics (means and medians) are over the users whose ApEn is
+    defined (more than ``m`` items); ApEn′ statistics and ``d_prime`` are over
+    the users whose ApEn′ is finite. ``excluded`` counts the users left out of
+    D′: ``excluded_short`` (at most ``m`` items) plus ``excluded_zero``
+    (|ApEn| < 1e-12, e.g. a constant sequence).
+    """
+
+    users: int
+    tokens: int  # Σ |S| after max_len truncation
+    raw_tokens: int  # before truncation
+    m: int
+    max_len: int | None
+    apen_mean: float
+    apen_median: float
+    apen_abs_mean: float
+    apen_abs_median: float
+    apen_prime: float  # mean ApEn′
+    apen_prime_median: float
+    d_prime: float  # Σ |S|·ApEn′(S), the paper's formula
+    d_prime_pooled: float  # tokens / mean |ApEn|, the authors' code
+    excluded: int
+    excluded_short: int
+    excluded_zero: int
+    lz_entropy_rate: float  # Σ N ln N / Σ Σ Λ_i over users with >= 2 items
+    lz_entropy_rate_median: float  # median of the per-user estimates
+    block_entropy: float | None  # H(X_{m+1} | X_1..X_m), nats; None when not computed
+    block_windows: int | None
+    block_distinct: int | None
+    fingerprint: str
+    perflaw_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN becomes None).
+
+        Examples
+        --------
+        >>> import perflaw
+        >>> perflaw.data_quality([[1, 2, 1, 2, 1]], m=1).to_dict()["users"]
+        1
+        """
+        return {key: _json_number(value) for key, value in asdict(self).items()}
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _fsum(values: np.ndarray) -> float:
+    return math.fsum(values.tolist()) if len(values) else 0.0
+
+
+def _mean(values: np.ndarray) -> float:
+    return _fsum(values) / len(values) if len(values) else math.nan
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if len(values) else math.nan
+
+
+def _combined_fingerprint(fingerprints: list[str]) -> str:
+    if len(fingerprints) == 1:
+        return fingerprints[0]
+    import hashlib
+
+    return hashlib.blake2b("|".join(fingerprints).encode(), digest_size=8).hexdigest()
+
+
+def _summarize(parts: QualityParts) -> DataQuality:
+    from perflaw import __version__
+
+    users = len(parts.lengths)
+    if users == 0:
+        raise ValueError("no sequences: data quality needs at least one user")
+    defined = ~np.isnan(parts.apen)
+    signed = parts.apen[defined]
+    magnitude = np.abs(signed)
+    prime = apen_prime(parts.apen)
+    valid = ~np.isnan(prime)
+    tokens = int(parts.lengths.sum())
+    abs_mean = _mean(magnitude)
+    lz_ok = parts.lengths >= 2
+    lz_n = parts.lengths[lz_ok].astype(np.float64)
+    lz_rate = _fsum(lz_n * np.log(lz_n)) / float(parts.lz_sums[lz_ok].sum()) if lz_ok.any() else math.nan
+    windows = parts.windows
+    return DataQuality(
+        users=users,
+        tokens=tokens,
+        raw_tokens=int(parts.raw_lengths.sum()),
+        m=parts.m,
+        max_len=parts.max_len,
+        apen_mean=_mean(signed),
+        apen_median=_median(signed),
+        apen_abs_mean=abs_mean,
+        apen_abs_median=_median(magnitude),
+        apen_prime=_mean(prime[valid]),
+        apen_prime_median=_median(prime[valid]),
+        d_prime=_fsum(parts.lengths[valid] * prime[valid]),
+        d_prime_pooled=tokens / abs_mean if abs_mean >= APEN_ZERO else math.nan,
+        excluded=int(users - valid.sum()),
+        excluded_short=int(users - defined.sum()),
+        excluded_zero=int(defined.sum() - valid.sum()),
+        lz_entropy_rate=lz_rate,
+        lz_entropy_rate_median=_median(_lz_rate(parts.lengths, parts.lz_sums)[lz_ok]),
+        block_entropy=None if windows is None else windows.conditional_entropy(),
+        block_windows=None if windows is None else int(windows.total),
+        block_distinct=None if windows is None else int(windows.distinct),
+        fingerprint=_combined_fingerprint(parts.fingerprints),
+        perflaw_version=__version__,
+    )
+
+
+# ------------------------------------------------------------- public entry
+def data_quality(
+    data: Any,
+    m: int = 2,
+    max_len: int | None = None,
+    threads: int | None = None,
+    *,
+    block_entropy: bool = True,
+    format: str = "auto",
+    progress: bool | None = None,
+    batch_rows: int = 2_000_000,
+    **read_options: Any,
+) -> DataQuality:
+    """Data-quality summary (ApEn, D′, coding-length statistics) of a corpus.
+
+    Parameters
+    ----------
+    data : Sequences, path or list of lists
+        A path is streamed in batches of whole users with bounded memory.
+    m : int
+        Embedding dimension of ApEn and of the block entropy.
+    max_len : int, optional
+        Use each user's last ``max_len`` items only (as a model with that context would).
+    threads : int, optional
+        Kernel threads; defaults to PERFLAW_NUM_THREADS or all cores. The
+        result is identical for any value.
+    block_entropy : bool
+        Count every window of m + 1 items for the corpus-level conditional block
+        entropy. Memory grows with the number of distinct windows.
+    format, batch_rows, read_options
+        How a path is read (see ``perflaw.io.iter_batches``).
+    progress : bool, optional
+        Show a progress bar on stderr while streaming a path (default: when stderr is a terminal).
+
+    Returns
+    -------
+    DataQuality
+
+    Examples
+    --------
+    >>> import perflaw
+    >>> q = perflaw.data_quality([[1, 2, 3, 4], [5, 6, 5, 6, 5]], m=2)
+    >>> q.users, q.tokens, q.excluded
+    (2, 9, 0)
+    >>> expected = 4 / abs(np.log(2 / 3)) + 5 / abs(perflaw.apen([[5, 6, 5, 6, 5]])[0])
+    >>> bool(np.isclose(q.d_prime, expected))
+    True
+    """
+    if isinstance(data, (str, os.PathLike)):
+        parts = _stream_parts(Path(data), m, max_len, threads, block_entropy, format, progress, batch_rows, read_options)
+    else:
+        parts = QualityParts.compute(as_sequences(data), m, max_len, threads, block_entropy)
+    return parts.summarize()
+
+
+class _ItemCodes:
+    """Item codes that agree across streamed batches, whatever each batch's own vocabulary."""
+
+    def __init__(self) -> None:
+        self._codes: dict[Any, int] = {}
+
+    def raw_items(self, seqs: Sequences) -> np.ndarray:
+        vocab = seqs.item_vocab
+        if vocab.dtype.kind in "iu":
+            return vocab[seqs.items - 1].astype(np.int64)
+        codes = np.fromiter(
+            (self._codes.setdefault(v, len(self._codes)) for v in vocab.tolist()),
+            dtype=np.int64,
+            count=len(vocab),
+        )
+        return codes[seqs.items - 1]
+
+
+def _stream_parts(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
+    """Parts of a file read in batches of whole users. Each batch keeps only its
+    per-user arrays; the window counts of all batches grow one shared table."""
+    import sys
+
+    from perflaw.io import iter_batches
+
+    m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    codes = _ItemCodes()
+    windows = _core.WindowCounts(m) if block_entropy else None
+    parts: list[QualityParts] = []
+    for batch in iter_batches(path, format=format, batch_rows=batch_rows, progress=progress, **read_options):
+        if batch.n_users == 0:
+            continue
+        parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
+        if windows is not None:
+            windows.update(batch.offsets, codes.raw_items(batch), max_len, threads)
+    if not parts:
+        raise ValueError(f"no sequences in {path}")
+    combined = QualityParts.combine(parts)
+    combined.windows = windows
+    return combined
