@@ -8,13 +8,12 @@
 //! its length-(L-1) prefix and the rank of its last item, so that ids of any
 //! size compare exactly and only one logarithm is taken per distinct window.
 
-use rustc_hash::FxHashMap;
+use crate::dense::DenseIds;
 
 /// Per-worker scratch space, reused across sequences.
 #[derive(Default)]
 pub struct Scratch {
-    item_rank: FxHashMap<i64, u32>,
-    window_id: FxHashMap<u64, u32>,
+    dense: DenseIds,
     ranks: Vec<u32>,
     ids: Vec<u32>,
     counts: Vec<u32>,
@@ -33,19 +32,19 @@ pub fn apen(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
     }
     let mut sum_m = 0.0;
     let mut sum_m1 = 0.0;
-    let mut distinct = distinct_items;
     for level in 1..=m + 1 {
-        if level > 1 {
-            distinct = extend_windows(level, distinct_items, scratch);
-        }
-        let windows = n - level + 1;
-        if distinct == windows {
+        let distinct = if level == 1 {
+            distinct_items
+        } else {
+            extend_windows(level, distinct_items, scratch)
+        };
+        if distinct == n - level + 1 {
             break; // every longer window is distinct too: both remaining sums are 0
         }
         if level == m {
-            sum_m = sum_c_ln_c(&scratch.ids[..windows], distinct, &mut scratch.counts);
+            sum_m = sum_c_ln_c(&scratch.ids, distinct, &mut scratch.counts);
         } else if level == m + 1 {
-            sum_m1 = sum_c_ln_c(&scratch.ids[..windows], distinct, &mut scratch.counts);
+            sum_m1 = sum_c_ln_c(&scratch.ids, distinct, &mut scratch.counts);
         }
     }
     phi(sum_m, n - m + 1) - phi(sum_m1, n - m)
@@ -64,31 +63,31 @@ fn phi(sum_c_ln_c: f64, windows: usize) -> f64 {
 
 /// Dense rank of each item in first-seen order; returns the number of distinct items.
 fn rank_items(seq: &[i64], scratch: &mut Scratch) -> usize {
-    scratch.item_rank.clear();
+    scratch.dense.reset(seq.len());
     scratch.ranks.clear();
+    // the bit pattern of the id is the key: exact for every i64
+    scratch
+        .ranks
+        .extend(seq.iter().map(|&item| scratch.dense.id(item as u64)));
     scratch.ids.clear();
-    for &item in seq {
-        let next = scratch.item_rank.len() as u32;
-        let rank = *scratch.item_rank.entry(item).or_insert(next);
-        scratch.ranks.push(rank);
-    }
     scratch.ids.extend_from_slice(&scratch.ranks);
-    scratch.item_rank.len()
+    scratch.dense.len()
 }
 
 /// Turns the ids of windows of length `level - 1` into ids of windows of
 /// length `level`, in place; returns the number of distinct windows.
 fn extend_windows(level: usize, distinct_items: usize, scratch: &mut Scratch) -> usize {
     let windows = scratch.ranks.len() - level + 1;
-    scratch.window_id.clear();
-    for i in 0..windows {
+    scratch.dense.reset(windows);
+    let tail = &scratch.ranks[level - 1..];
+    for (id, &last) in scratch.ids[..windows].iter_mut().zip(tail) {
         // prefix id < N and rank < N, so the code fits in 64 bits for N < 2^32
-        let code = scratch.ids[i] as u64 * distinct_items as u64 + scratch.ranks[i + level - 1] as u64;
-        let next = scratch.window_id.len() as u32;
-        scratch.ids[i] = *scratch.window_id.entry(code).or_insert(next);
+        *id = scratch
+            .dense
+            .id(*id as u64 * distinct_items as u64 + last as u64);
     }
     scratch.ids.truncate(windows);
-    scratch.window_id.len()
+    scratch.dense.len()
 }
 
 /// sum over distinct windows of c ln c, with one logarithm per repeated window.
@@ -98,7 +97,11 @@ fn sum_c_ln_c(ids: &[u32], distinct: usize, counts: &mut Vec<u32>) -> f64 {
     for &id in ids {
         counts[id as usize] += 1;
     }
-    counts.iter().filter(|&&c| c > 1).map(|&c| c as f64 * (c as f64).ln()).sum()
+    counts
+        .iter()
+        .filter(|&&c| c > 1)
+        .map(|&c| c as f64 * (c as f64).ln())
+        .sum()
 }
 
 #[cfg(test)]
@@ -111,7 +114,9 @@ mod tests {
             let windows = seq.len() - len + 1;
             let mut total = 0.0;
             for i in 0..windows {
-                let matches = (0..windows).filter(|&j| seq[i..i + len] == seq[j..j + len]).count();
+                let matches = (0..windows)
+                    .filter(|&j| seq[i..i + len] == seq[j..j + len])
+                    .count();
                 total += (matches as f64 / windows as f64).ln();
             }
             total / windows as f64
@@ -120,10 +125,14 @@ mod tests {
     }
 
     fn pseudo_random(n: usize, alphabet: i64, seed: u64) -> Vec<i64> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 33) % alphabet as u64) as i64
             })
             .collect()
@@ -141,7 +150,10 @@ mod tests {
                     }
                     let fast = apen(&seq, m, &mut scratch);
                     let slow = apen_naive(&seq, m);
-                    assert!((fast - slow).abs() < 1e-12, "seq={seq:?} m={m}: {fast} vs {slow}");
+                    assert!(
+                        (fast - slow).abs() < 1e-12,
+                        "seq={seq:?} m={m}: {fast} vs {slow}"
+                    );
                 }
             }
         }

@@ -23,10 +23,20 @@ impl<'a> Batch<'a> {
     pub fn new(offsets: &'a [i64], items: &'a [i64]) -> Result<Self> {
         let (first, last) = match (offsets.first(), offsets.last()) {
             (Some(&f), Some(&l)) => (f, l),
-            _ => return Err(KernelError::OffsetsBounds { first: -1, last: -1, n_items: items.len() }),
+            _ => {
+                return Err(KernelError::OffsetsBounds {
+                    first: -1,
+                    last: -1,
+                    n_items: items.len(),
+                })
+            }
         };
         if first != 0 || last != items.len() as i64 {
-            return Err(KernelError::OffsetsBounds { first, last, n_items: items.len() });
+            return Err(KernelError::OffsetsBounds {
+                first,
+                last,
+                n_items: items.len(),
+            });
         }
         for (index, pair) in offsets.windows(2).enumerate() {
             if pair[1] < pair[0] {
@@ -80,7 +90,9 @@ impl<'a> Batch<'a> {
             (0..self.len())
                 .into_par_iter()
                 .with_min_len(64)
-                .map_init(S::default, |scratch, u| f(scratch, self.sequence(u, max_len)))
+                .map_init(S::default, |scratch, u| {
+                    f(scratch, self.sequence(u, max_len))
+                })
                 .collect()
         })
     }
@@ -89,7 +101,10 @@ impl<'a> Batch<'a> {
 /// A rayon pool with exactly `threads` workers (0 = all cores), built once per size.
 pub fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = pools.get(&threads) {
         return Ok(existing.clone());
     }
@@ -110,9 +125,18 @@ mod tests {
     #[test]
     fn rejects_bad_offsets() {
         let items = [1, 2, 3];
-        assert!(matches!(Batch::new(&[], &items), Err(KernelError::OffsetsBounds { .. })));
-        assert!(matches!(Batch::new(&[1, 3], &items), Err(KernelError::OffsetsBounds { .. })));
-        assert!(matches!(Batch::new(&[0, 4], &items), Err(KernelError::OffsetsBounds { .. })));
+        assert!(matches!(
+            Batch::new(&[], &items),
+            Err(KernelError::OffsetsBounds { .. })
+        ));
+        assert!(matches!(
+            Batch::new(&[1, 3], &items),
+            Err(KernelError::OffsetsBounds { .. })
+        ));
+        assert!(matches!(
+            Batch::new(&[0, 4], &items),
+            Err(KernelError::OffsetsBounds { .. })
+        ));
         assert!(matches!(
             Batch::new(&[0, 2, 1, 3], &items),
             Err(KernelError::OffsetsNotMonotone { index: 2, .. })

@@ -14,7 +14,7 @@
 //! partitions in parallel with no locking.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use rayon::prelude::*;
@@ -46,10 +46,8 @@ pub struct WindowCounts {
 }
 
 fn hash_window(window: &[i64]) -> u64 {
-    let mut hasher = FxBuildHasher.build_hasher();
-    window.hash(&mut hasher);
     // Fx leaves the low bits weak for small integers: mix before use.
-    let h = hasher.finish();
+    let h = FxBuildHasher.hash_one(window);
     (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
 }
 
@@ -59,19 +57,31 @@ fn partition_of(hash: u64) -> usize {
 }
 
 impl Partition {
+    /// Room for up to `windows` new distinct windows, so the table does not rehash while filling.
+    fn reserve(&mut self, windows: usize, width: usize) {
+        let arena = &self.arena;
+        self.table.reserve(windows, |slot| {
+            hash_window(&arena[slot.start..slot.start + width])
+        });
+        self.arena.reserve(windows * width);
+    }
+
     fn add(&mut self, window: &[i64], hash: u64, count: u64) {
         let width = window.len();
         let arena = &self.arena;
-        let found = self.table.find_mut(hash, |slot| &arena[slot.start..slot.start + width] == window);
+        let found = self.table.find_mut(hash, |slot| {
+            &arena[slot.start..slot.start + width] == window
+        });
         match found {
             Some(slot) => slot.count += count,
             None => {
                 let start = self.arena.len();
                 self.arena.extend_from_slice(window);
                 let arena = &self.arena;
-                self.table.insert_unique(hash, Slot { start, count }, |slot| {
-                    hash_window(&arena[slot.start..slot.start + width])
-                });
+                self.table
+                    .insert_unique(hash, Slot { start, count }, |slot| {
+                        hash_window(&arena[slot.start..slot.start + width])
+                    });
             }
         }
     }
@@ -82,7 +92,10 @@ impl WindowCounts {
         if m == 0 {
             return Err(KernelError::BadM(m));
         }
-        Ok(Self { m, partitions: vec![Partition::default(); PARTITIONS] })
+        Ok(Self {
+            m,
+            partitions: vec![Partition::default(); PARTITIONS],
+        })
     }
 
     pub fn m(&self) -> usize {
@@ -100,35 +113,53 @@ impl WindowCounts {
 
     /// Number of windows counted (T).
     pub fn total(&self) -> u64 {
-        self.partitions.iter().flat_map(|p| p.table.iter()).map(|s| s.count).sum()
+        self.partitions
+            .iter()
+            .flat_map(|p| p.table.iter())
+            .map(|s| s.count)
+            .sum()
     }
 
     /// Counts every window of every sequence of the batch (after truncation).
     pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
         let width = self.width();
-        // (user, start, hash) of every window, hashed in parallel once.
-        let hashed: Vec<Vec<(u32, u64)>> = batch.map::<(), _, _>(pool, max_len, |_, seq| {
-            seq.windows(width).enumerate().map(|(i, w)| (i as u32, hash_window(w))).collect()
+        // Every window's hash, computed in parallel, then bucketed by partition
+        // so that each partition's worker reads only its own windows.
+        let hashed: Vec<Vec<u64>> = batch.map::<(), _, _>(pool, max_len, |_, seq| {
+            seq.windows(width).map(hash_window).collect()
         });
+        let mut buckets: Vec<Vec<(u64, u32, u32)>> = vec![Vec::new(); PARTITIONS];
+        for (user, hashes) in hashed.iter().enumerate() {
+            for (start, &hash) in hashes.iter().enumerate() {
+                buckets[partition_of(hash)].push((hash, user as u32, start as u32));
+            }
+        }
+        drop(hashed);
         pool.install(|| {
-            self.partitions.par_iter_mut().enumerate().for_each(|(p, partition)| {
-                for (user, windows) in hashed.iter().enumerate() {
-                    let seq = batch.sequence(user, max_len);
-                    for &(start, hash) in windows {
-                        if partition_of(hash) == p {
-                            let start = start as usize;
-                            partition.add(&seq[start..start + width], hash, 1);
-                        }
+            self.partitions
+                .par_iter_mut()
+                .zip(buckets.par_iter())
+                .for_each(|(partition, bucket)| {
+                    if partition.table.is_empty() {
+                        // first fill: windows are an upper bound on new distinct ones
+                        partition.reserve(bucket.len(), width);
                     }
-                }
-            });
+                    for &(hash, user, start) in bucket {
+                        let seq = batch.sequence(user as usize, max_len);
+                        let start = start as usize;
+                        partition.add(&seq[start..start + width], hash, 1);
+                    }
+                });
         });
     }
 
     /// Adds another table's counts to this one.
     pub fn merge(&mut self, other: &WindowCounts) -> Result<()> {
         if other.m != self.m {
-            return Err(KernelError::MismatchedM { left: self.m, right: other.m });
+            return Err(KernelError::MismatchedM {
+                left: self.m,
+                right: other.m,
+            });
         }
         let width = self.width();
         for (mine, theirs) in self.partitions.iter_mut().zip(&other.partitions) {
@@ -146,7 +177,11 @@ impl WindowCounts {
         let mut rows: Vec<(&[i64], u64)> = self
             .partitions
             .iter()
-            .flat_map(|p| p.table.iter().map(move |s| (&p.arena[s.start..s.start + width], s.count)))
+            .flat_map(|p| {
+                p.table
+                    .iter()
+                    .map(move |s| (&p.arena[s.start..s.start + width], s.count))
+            })
             .collect();
         rows.sort_unstable();
         let windows = rows.iter().flat_map(|(w, _)| w.iter().copied()).collect();
@@ -190,9 +225,11 @@ impl WindowCounts {
                 match prefix_counts.find_mut(hash, |&(q, s, _)| &arena_of(q)[s..s + m] == prefix) {
                     Some(entry) => entry.2 += slot.count,
                     None => {
-                        prefix_counts.insert_unique(hash, (p, slot.start, slot.count), |&(q, s, _)| {
-                            hash_window(&arena_of(q)[s..s + m])
-                        });
+                        prefix_counts.insert_unique(
+                            hash,
+                            (p, slot.start, slot.count),
+                            |&(q, s, _)| hash_window(&arena_of(q)[s..s + m]),
+                        );
                     }
                 }
             }
@@ -207,7 +244,10 @@ impl WindowCounts {
 
 /// sum over a histogram {count: how many windows have it} of count * ln count.
 fn sum_c_ln_c(histogram: &BTreeMap<u64, u64>) -> f64 {
-    histogram.iter().map(|(&c, &n)| n as f64 * c as f64 * (c as f64).ln()).sum()
+    histogram
+        .iter()
+        .map(|(&c, &n)| n as f64 * c as f64 * (c as f64).ln())
+        .sum()
 }
 
 #[cfg(test)]
@@ -227,7 +267,10 @@ mod tests {
                 total += 1.0;
             }
         }
-        -joint.iter().map(|(w, &c)| c / total * (c / prefix[&w[..m]]).ln()).sum::<f64>()
+        -joint
+            .iter()
+            .map(|(w, &c)| c / total * (c / prefix[&w[..m]]).ln())
+            .sum::<f64>()
     }
 
     fn csr(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<i64>) {
@@ -275,17 +318,26 @@ mod tests {
         let seqs = sample();
         let (offsets, items) = csr(&seqs);
         let mut whole = WindowCounts::new(2).unwrap();
-        whole.update(&Batch::new(&offsets, &items).unwrap(), None, &pool(1).unwrap());
+        whole.update(
+            &Batch::new(&offsets, &items).unwrap(),
+            None,
+            &pool(1).unwrap(),
+        );
         let mut merged = WindowCounts::new(2).unwrap();
         for half in seqs.chunks(17) {
             let (o, i) = csr(half);
             let mut part = WindowCounts::new(2).unwrap();
             part.update(&Batch::new(&o, &i).unwrap(), None, &pool(2).unwrap());
             let (w, c) = part.to_arrays();
-            merged.merge(&WindowCounts::from_arrays(2, &w, &c).unwrap()).unwrap();
+            merged
+                .merge(&WindowCounts::from_arrays(2, &w, &c).unwrap())
+                .unwrap();
         }
         assert_eq!(whole.to_arrays(), merged.to_arrays());
-        assert_eq!(whole.conditional_entropy().to_bits(), merged.conditional_entropy().to_bits());
+        assert_eq!(
+            whole.conditional_entropy().to_bits(),
+            merged.conditional_entropy().to_bits()
+        );
         assert!(merged.merge(&WindowCounts::new(3).unwrap()).is_err());
     }
 }

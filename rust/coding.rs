@@ -16,7 +16,7 @@
 /// Per-worker scratch space, reused across sequences.
 #[derive(Default)]
 pub struct Scratch {
-    ranks: rustc_hash::FxHashMap<i64, u32>,
+    dense: crate::dense::DenseIds,
     text: Vec<u32>,
     sa: Vec<u32>,
     rank: Vec<u32>,
@@ -40,12 +40,10 @@ pub fn lz_lambda_sum(seq: &[i64], scratch: &mut Scratch) -> u64 {
 
 /// Item ids as dense u32 symbols in first-seen order.
 fn dense_text(seq: &[i64], s: &mut Scratch) {
-    s.ranks.clear();
+    s.dense.reset(seq.len());
     s.text.clear();
-    for &item in seq {
-        let next = s.ranks.len() as u32;
-        s.text.push(*s.ranks.entry(item).or_insert(next));
-    }
+    s.text
+        .extend(seq.iter().map(|&item| s.dense.id(item as u64)));
 }
 
 /// Prefix doubling: sort suffixes by their first 2k symbols until all ranks differ.
@@ -172,7 +170,11 @@ mod tests {
                         ((state >> 33) % alphabet) as i64
                     })
                     .collect();
-                assert_eq!(lz_lambda_sum(&seq, &mut scratch), lambda_sum_naive(&seq), "{seq:?}");
+                assert_eq!(
+                    lz_lambda_sum(&seq, &mut scratch),
+                    lambda_sum_naive(&seq),
+                    "{seq:?}"
+                );
             }
         }
     }

@@ -6,9 +6,17 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelError {
     /// `offsets` was empty, did not start at 0 or did not end at `items.len()`.
-    OffsetsBounds { first: i64, last: i64, n_items: usize },
+    OffsetsBounds {
+        first: i64,
+        last: i64,
+        n_items: usize,
+    },
     /// `offsets[index] < offsets[index - 1]`.
-    OffsetsNotMonotone { index: usize, value: i64, previous: i64 },
+    OffsetsNotMonotone {
+        index: usize,
+        value: i64,
+        previous: i64,
+    },
     /// The embedding dimension `m` must be at least 1.
     BadM(usize),
     /// A sequence is too long for the 32-bit window ids used internally.

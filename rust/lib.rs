@@ -9,6 +9,7 @@ pub mod apen;
 pub mod batch;
 pub mod blocks;
 pub mod coding;
+pub mod dense;
 pub mod error;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
@@ -62,6 +63,9 @@ fn lz_batch<'py>(
     Ok(sums.into_pyarray(py))
 }
 
+/// (windows, counts) as numpy arrays.
+type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
+
 /// Exact counts of all windows of m + 1 items, mergeable across shards.
 #[pyclass(module = "perflaw._core")]
 #[derive(Clone)]
@@ -73,7 +77,9 @@ struct WindowCounts {
 impl WindowCounts {
     #[new]
     fn new(m: usize) -> PyResult<Self> {
-        Ok(Self { inner: blocks::WindowCounts::new(m)? })
+        Ok(Self {
+            inner: blocks::WindowCounts::new(m)?,
+        })
     }
 
     #[getter]
@@ -121,10 +127,12 @@ impl WindowCounts {
     }
 
     /// (windows, counts): an int64 array of shape (distinct, m + 1) sorted by row, and uint64 counts.
-    fn to_arrays<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>)> {
+    fn to_arrays<'py>(&self, py: Python<'py>) -> PyResult<WindowArrays<'py>> {
         let (windows, counts) = py.detach(|| self.inner.to_arrays());
         let rows = counts.len();
-        let windows = windows.into_pyarray(py).reshape([rows, self.inner.m() + 1])?;
+        let windows = windows
+            .into_pyarray(py)
+            .reshape([rows, self.inner.m() + 1])?;
         Ok((windows, counts.into_pyarray(py)))
     }
 

@@ -1,0 +1,106 @@
+//! `DenseIds`: gives u64 keys dense ids 0, 1, 2, ... in first-seen order.
+//!
+//! A small open-addressing table made for the kernels' per-sequence work:
+//! it is reset in O(1) by bumping a generation stamp instead of clearing, and
+//! is sized to the sequence at hand, so short sequences stay in cache.
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: u64,
+    stamp: u32, // the slot is occupied iff stamp == generation
+    id: u32,
+}
+
+#[derive(Default)]
+pub struct DenseIds {
+    slots: Vec<Slot>,
+    generation: u32,
+    shift: u32,
+    mask: usize,
+    len: u32,
+}
+
+impl DenseIds {
+    /// Empties the table and makes room for `expected` distinct keys.
+    pub fn reset(&mut self, expected: usize) {
+        let capacity = (expected.max(8) * 2).next_power_of_two();
+        if capacity > self.slots.len() {
+            self.slots = vec![Slot::default(); capacity];
+            self.generation = 0;
+        }
+        if self.generation == u32::MAX {
+            self.slots.iter_mut().for_each(|s| s.stamp = 0);
+            self.generation = 0;
+        }
+        self.generation += 1;
+        self.mask = capacity - 1;
+        self.shift = 64 - capacity.trailing_zeros();
+        self.len = 0;
+    }
+
+    /// Number of distinct keys since the last reset.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The id of `key`, assigning the next one if it is new. At most
+    /// `expected` distinct keys may be added after a reset.
+    #[inline]
+    pub fn id(&mut self, key: u64) -> u32 {
+        // Fibonacci hashing: the top bits of the product are well mixed.
+        let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot.stamp != self.generation {
+                *slot = Slot {
+                    key,
+                    stamp: self.generation,
+                    id: self.len,
+                };
+                self.len += 1;
+                return slot.id;
+            }
+            if slot.key == key {
+                return slot.id;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_seen_order_and_reset() {
+        let mut ids = DenseIds::default();
+        ids.reset(4);
+        let got: Vec<u32> = [5u64, u64::MAX, 5, 0, u64::MAX]
+            .iter()
+            .map(|&k| ids.id(k))
+            .collect();
+        assert_eq!(got, vec![0, 1, 0, 2, 1]);
+        assert_eq!(ids.len(), 3);
+        ids.reset(2);
+        assert_eq!(ids.id(0), 0);
+        assert_eq!(ids.len(), 1);
+    }
+
+    #[test]
+    fn grows_for_larger_inputs() {
+        let mut ids = DenseIds::default();
+        ids.reset(3);
+        ids.reset(10_000);
+        for k in 0..10_000u64 {
+            assert_eq!(ids.id(k * 7919), k as u32);
+        }
+        for k in 0..10_000u64 {
+            assert_eq!(ids.id(k * 7919), k as u32);
+        }
+    }
+}
