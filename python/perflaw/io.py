@@ -235,7 +235,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
        ``name:type`` fields: ``"inter"``.
     3. ``::`` in the first non-blank line, a file named ``u.data``, a CSV header
        starting ``userId,movieId``, or every sampled line holding exactly four
-       tab-separated integer fields: ``"movielens"``.
+       tab-separated integers of which the third looks like a rating (0..10)
+       and the fourth like a Unix time (9+ digits): ``"movielens"``.
     4. A ``.csv`` or ``.tsv`` suffix: ``"csv"``.
     5. Otherwise ``user item ...`` text: ``"pairs"`` when every line of the
        first MiB has exactly two fields and some user appears on several lines,
@@ -269,7 +270,7 @@ def _detect(path: Path, text_layout: bool) -> str:
         b"::" in first
         or name == "u.data"
         or first.replace(b" ", b"").lower().startswith(b"userid,movieid")
-        or _all_tab_separated_ints(lines, 4)
+        or _looks_like_u_data(lines)
     ):
         return "movielens"
     if suffix in (".csv", ".tsv"):
@@ -774,10 +775,14 @@ def _fields_per_line(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.diff(np.append(line_heads, len(line_of_token))), line_of_token[line_heads]
 
 
-def _all_tab_separated_ints(lines: list[bytes], n_fields: int) -> bool:
+def _looks_like_u_data(lines: list[bytes]) -> bool:
+    """Every line is ``user<TAB>item<TAB>rating<TAB>timestamp`` with a rating in
+    0..10 and a Unix time of 9 or more digits (a sasrec line rarely is)."""
     for line in lines[:1000]:
         fields = line.rstrip(b"\r").split(b"\t")
-        if len(fields) != n_fields or not all(_INT_TOKEN.fullmatch(f) for f in fields):
+        if len(fields) != 4 or not all(_INT_TOKEN.fullmatch(f) for f in fields):
+            return False
+        if int(fields[2]) > 10 or len(fields[3].lstrip(b"0")) < 9:
             return False
     return True
 
@@ -817,8 +822,8 @@ def _sniff_movielens_sep(first_line: bytes) -> str:
 def _parse_movielens_block(data: bytes, first_line: int, sep: str, spec: _Spec) -> _Rows:
     if not data.strip():
         return _Rows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    delimiter = sep
-    if len(sep) > 1:
+    original, delimiter = data, sep
+    if len(sep) > 1:  # pyarrow takes one-character delimiters
         delimiter = "\t"
         data = data.replace(sep.encode(), b"\t")
     id_type = pa.string() if spec.ids == "str" else pa.int64()
@@ -834,11 +839,11 @@ def _parse_movielens_block(data: bytes, first_line: int, sep: str, spec: _Spec) 
             ),
         )
     except pa.ArrowInvalid:
-        _diagnose_movielens(data, first_line, sep, spec)
+        _diagnose_movielens(original, first_line, sep, spec)
         raise  # _diagnose_movielens always raises
     users, items = table.column("user"), table.column("item")
     if spec.ids != "str" and (pc.min(users).as_py() < 0 or pc.min(items).as_py() < 0):
-        _diagnose_movielens(data, first_line, sep, spec)
+        _diagnose_movielens(original, first_line, sep, spec)
     times = table.column("timestamp").to_numpy()
     if spec.ids == "str":
         return _Rows(_strings(users), _strings(items), times)
@@ -918,6 +923,14 @@ def _arrow_ids(
         return _checked_int_ids(column, role, name, where, first_row)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise TypeError(f"{where}: {role} column {name!r} has type {kind}; ids must be integers or strings")
+    if how != "typed":  # ids parsed from text, not stored typed in Parquet
+        broken = pc.match_substring_regex(column, "[\r\n]")
+        if pc.any(broken).as_py():
+            row = first_row + _first_true(broken)
+            raise ValueError(
+                f"{where}: {role} id in row {row} (column {name!r}) spans a line break; "
+                "is a quote left open?"
+            )
     return _text_ids(column, role, name, how, where, first_row, kinds)
 
 
@@ -1122,14 +1135,14 @@ def _arrow_csv_rows(
     consumed = 0
     try:
         if chunk_rows is None:
-            tables: Iterator[Any] = iter([_arrow_call(spec, lambda: pv.read_csv(stream, read, parse, convert))])
+            tables: Iterator[Any] = iter([_arrow_call(spec, parse, lambda: pv.read_csv(stream, read, parse, convert))])
         else:
             block = _chunk_bytes_for(spec.path, "csv", chunk_rows)
             read = pv.ReadOptions(
                 skip_rows=read.skip_rows, column_names=read.column_names, block_size=block
             )
-            reader = _arrow_call(spec, lambda: pv.open_csv(stream, read, parse, convert))
-            tables = _arrow_batches(spec, reader)
+            reader = _arrow_call(spec, parse, lambda: pv.open_csv(stream, read, parse, convert))
+            tables = _arrow_batches(spec, parse, reader)
         for table in tables:
             rows = _table_rows(table, spec, names, how, next_row, kinds, columns)
             next_row += table.num_rows
@@ -1143,22 +1156,54 @@ def _arrow_csv_rows(
         raise ValueError(f"{spec.path} has a header but no rows")
 
 
-def _arrow_call(spec: _Spec, call: Callable[[], Any]) -> Any:
+def _arrow_call(spec: _Spec, parse: pv.ParseOptions, call: Callable[[], Any]) -> Any:
     try:
         return call()
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-        raise ValueError(f"{spec.path}: {_arrow_message(error)}") from error
+        _raise_csv_error(spec, parse, error)
 
 
-def _arrow_batches(spec: _Spec, reader: Any) -> Iterator[pa.RecordBatch]:
+def _arrow_batches(spec: _Spec, parse: pv.ParseOptions, reader: Any) -> Iterator[pa.RecordBatch]:
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             return
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
-            raise ValueError(f"{spec.path}: {_arrow_message(error)}") from error
+            _raise_csv_error(spec, parse, error)
         yield batch
+
+
+def _raise_csv_error(spec: _Spec, parse: pv.ParseOptions, error: Exception) -> None:
+    if "CSV parse error" in str(error):
+        _find_ragged_line(spec.path, parse)  # names the line when it can
+    raise ValueError(f"{spec.path}: {_arrow_message(error)}") from error
+
+
+def _find_ragged_line(path: Path, parse: pv.ParseOptions) -> None:
+    """Raise for the first line whose number of fields differs from the header's."""
+    stream, raw = _open_text_bytes(path)
+    try:
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        quoting = csv.QUOTE_MINIMAL if parse.quote_char else csv.QUOTE_NONE
+        reader = csv.reader(text, delimiter=parse.delimiter, quoting=quoting)
+        expected = None
+        for fields in reader:
+            if not fields or fields == [""]:
+                continue  # pyarrow skips empty lines too
+            if expected is None:
+                expected = len(fields)
+            elif len(fields) != expected:
+                content = _short(parse.delimiter.join(fields))
+                raise ValueError(
+                    f"{path}, line {reader.line_num}: expected {expected} fields like the header, "
+                    f"got {len(fields)}: {content!r}"
+                )
+    except csv.Error:
+        return  # leave it to pyarrow's message
+    finally:
+        stream.close()
+        raw.close()
 
 
 def _arrow_message(error: Exception) -> str:
