@@ -11,6 +11,7 @@ pub mod blocks;
 pub mod coding;
 pub mod dense;
 pub mod error;
+pub mod fingerprint;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -61,6 +62,21 @@ fn lz_batch<'py>(
     let pool = pool(threads)?;
     let sums = py.detach(|| batch.map(&pool, max_len, |s, seq| coding::lz_lambda_sum(seq, s)));
     Ok(sums.into_pyarray(py))
+}
+
+/// Stable 64-bit hash of every sequence (its items in order, and its length).
+#[pyfunction]
+#[pyo3(name = "sequence_hashes", signature = (offsets, items, threads=0))]
+fn hashes_batch<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    items: PyReadonlyArray1<'py, i64>,
+    threads: usize,
+) -> PyResult<Bound<'py, PyArray1<u64>>> {
+    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+    let pool = pool(threads)?;
+    let hashes = py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
+    Ok(hashes.into_pyarray(py))
 }
 
 /// (windows, counts) as numpy arrays.
@@ -171,6 +187,7 @@ impl WindowCounts {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_class::<WindowCounts>()?;
     m.add("PARTITIONS", blocks::PARTITIONS)?;
     Ok(())

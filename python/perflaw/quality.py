@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from perflaw import _core
-from perflaw.sequences import Sequences
+from perflaw.sequences import Sequences, combine_fingerprints
 
 # |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
 APEN_ZERO = 1e-12
@@ -223,7 +223,7 @@ class QualityParts:
     apen: np.ndarray
     lz_sums: np.ndarray
     windows: Any = field(default=None)  # _core.WindowCounts or None
-    fingerprints: list[str] = field(default_factory=list)
+    fingerprint_states: list[tuple[int, int, int]] = field(default_factory=list)
 
     @classmethod
     def compute(
@@ -252,7 +252,7 @@ class QualityParts:
             apen=_core.apen(seqs.offsets, seqs.items, m, max_len, threads),
             lz_sums=_core.lz_lambda_sums(seqs.offsets, seqs.items, max_len, threads),
             windows=windows,
-            fingerprints=[seqs.fingerprint()],
+            fingerprint_states=[seqs.fingerprint_state()],
         )
 
     def merge(self, other: "QualityParts") -> "QualityParts":
@@ -286,7 +286,7 @@ class QualityParts:
             apen=np.concatenate([p.apen for p in parts]),
             lz_sums=np.concatenate([p.lz_sums for p in parts]),
             windows=windows,
-            fingerprints=[f for p in parts for f in p.fingerprints],
+            fingerprint_states=[f for p in parts for f in p.fingerprint_states],
         )
 
     def summarize(self) -> "DataQuality":
@@ -359,14 +359,6 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else math.nan
 
 
-def _combined_fingerprint(fingerprints: list[str]) -> str:
-    if len(fingerprints) == 1:
-        return fingerprints[0]
-    import hashlib
-
-    return hashlib.blake2b("|".join(fingerprints).encode(), digest_size=8).hexdigest()
-
-
 def _summarize(parts: QualityParts) -> DataQuality:
     from perflaw import __version__
 
@@ -406,7 +398,7 @@ def _summarize(parts: QualityParts) -> DataQuality:
         block_entropy=None if windows is None else windows.conditional_entropy(),
         block_windows=None if windows is None else int(windows.total),
         block_distinct=None if windows is None else int(windows.distinct),
-        fingerprint=_combined_fingerprint(parts.fingerprints),
+        fingerprint=combine_fingerprints(parts.fingerprint_states),
         perflaw_version=__version__,
     )
 

@@ -279,20 +279,51 @@ class Sequences:
         )
 
     def fingerprint(self) -> str:
-        """A stable 16-hex-digit hash of the sequences (dense items, lengths, vocabulary).
+        """A stable 16-hex-digit hash of the data: each user's raw item ids in order.
+
+        It depends neither on user order nor on how the data was loaded or split
+        into batches (see :meth:`fingerprint_state`), and not on the dense
+        relabelling; user ids are not part of it.
 
         Examples
         --------
-        >>> a = Sequences.from_lists([[1, 2]]); b = Sequences.from_lists([[1, 2]])
-        >>> a.fingerprint() == b.fingerprint()
-        True
+        >>> a = Sequences.from_lists([[1, 2], [3]]); b = Sequences.from_lists([[3], [1, 2]])
+        >>> a.fingerprint() == b.fingerprint(), a.fingerprint() == Sequences.from_lists([[2, 1], [3]]).fingerprint()
+        (True, False)
         """
-        digest = hashlib.blake2b(digest_size=8)
-        digest.update(b"perflaw-sequences-v1")
-        digest.update(self.offsets.astype("<i8").tobytes())
-        digest.update(self.items.astype("<i8").tobytes())
-        digest.update(np.asarray(self.item_vocab).astype(str).astype("U").tobytes())
-        return digest.hexdigest()
+        return combine_fingerprints([self.fingerprint_state()])
+
+    def fingerprint_state(self) -> tuple[int, int, int]:
+        """(sum of per-user hashes mod 2**64, users, tokens). The states of
+        disjoint parts of a dataset combine, by :func:`combine_fingerprints`, into the whole's fingerprint."""
+        from perflaw import _core
+
+        hashes = _core.sequence_hashes(self.offsets, self._stable_item_keys())
+        return int(hashes.sum(dtype=np.uint64)), self.n_users, self.tokens
+
+    def _stable_item_keys(self) -> np.ndarray:
+        """Raw item ids as int64, strings replaced by a stable 64-bit hash."""
+        vocab = self.item_vocab
+        if vocab.dtype.kind in "iu":
+            keys = vocab.astype(np.int64)
+        else:
+            keys = np.array(
+                [int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=8).digest(), "little", signed=True)
+                 for v in vocab.tolist()],
+                dtype=np.int64,
+            )
+        return np.ascontiguousarray(keys[self.items - 1]) if len(self.items) else np.zeros(0, dtype=np.int64)
+
+
+def combine_fingerprints(states: Iterable[tuple[int, int, int]]) -> str:
+    """The fingerprint of the union of disjoint parts, from their ``fingerprint_state()``."""
+    total_hash, users, tokens = 0, 0, 0
+    for part_hash, part_users, part_tokens in states:
+        total_hash = (total_hash + part_hash) % 2**64
+        users += part_users
+        tokens += part_tokens
+    text = f"perflaw-fingerprint-v1:{total_hash}:{users}:{tokens}"
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 # ------------------------------------------------------------------ helpers
