@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"perflaw {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `perflaw quality x --json | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"perflaw {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -483,7 +483,7 @@ def _stream_parts(path, m, max_len, threads, block_entropy, format, progress, ba
 
     from perflaw.io import iter_batches
 
-    m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    m, max_len, kernel_threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
     if progress is None:
         progress = sys.stderr.isatty()
     codes = _ItemCodes()
@@ -494,7 +494,7 @@ def _stream_parts(path, m, max_len, threads, block_entropy, format, progress, ba
             continue
         parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
         if windows is not None:
-            windows.update(batch.offsets, codes.raw_items(batch), max_len, threads)
+            windows.update(batch.offsets, codes.raw_items(batch), max_len, kernel_threads)
     if not parts:
         raise ValueError(f"no sequences in {path}")
     combined = QualityParts.combine(parts)

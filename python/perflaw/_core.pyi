@@ -1,0 +1,66 @@
+"""Type stubs for the Rust extension ``perflaw._core``.
+
+Every function takes CSR sequences: ``offsets`` (int64, users + 1, from 0 to
+len(items), non-decreasing) and ``items`` (int64, any values; compared
+exactly). ``threads=0`` uses all cores; results never depend on it. The GIL is
+released while the kernels run. Bad offsets raise ValueError.
+"""
+
+import numpy as np
+import numpy.typing as npt
+
+PARTITIONS: int
+
+def apen(
+    offsets: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    m: int,
+    max_len: int | None = None,
+    threads: int = 0,
+) -> npt.NDArray[np.float64]:
+    """Signed exact-match ApEn(m) per sequence; NaN where a sequence has <= m items."""
+
+def lz_lambda_sums(
+    offsets: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    max_len: int | None = None,
+    threads: int = 0,
+) -> npt.NDArray[np.uint64]:
+    """Sum over positions i of the Lempel-Ziv match length Lambda_i, per sequence."""
+
+def sequence_hashes(
+    offsets: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    threads: int = 0,
+) -> npt.NDArray[np.uint64]:
+    """Stable 64-bit hash of each sequence (items in order, and length)."""
+
+class WindowCounts:
+    """Exact counts of every window of m + 1 items; merges exactly across shards."""
+
+    def __init__(self, m: int) -> None: ...
+    @property
+    def m(self) -> int: ...
+    @property
+    def total(self) -> int:
+        """Number of windows counted."""
+    @property
+    def distinct(self) -> int:
+        """Number of distinct windows."""
+    def update(
+        self,
+        offsets: npt.NDArray[np.int64],
+        items: npt.NDArray[np.int64],
+        max_len: int | None = None,
+        threads: int = 0,
+    ) -> None: ...
+    def merge(self, other: WindowCounts) -> None: ...
+    def conditional_entropy(self) -> float:
+        """H(X_{m+1} | X_1..X_m) in nats; NaN when empty."""
+    def to_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+        """(windows of shape (distinct, m + 1), sorted by row; counts)."""
+    @staticmethod
+    def from_arrays(
+        m: int, windows: npt.NDArray[np.int64], counts: npt.NDArray[np.uint64]
+    ) -> WindowCounts:
+        """Rebuilds a table from flattened ``to_arrays`` output; repeated rows add up."""
