@@ -1,0 +1,63 @@
+"""pytest-benchmark suite for the kernels: `python -m pytest benches/ --benchmark-only`.
+
+Each group holds implementations of the same quantity on the same input, so
+pytest-benchmark's table shows their ratios side by side.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import apen_antropy, apen_numpy, zipf_batch  # noqa: E402
+
+from perflaw import _core  # noqa: E402
+
+OFFSETS, ITEMS = zipf_batch(100_000, 50)
+
+
+@pytest.mark.benchmark(group="apen 100k x 50 zipf")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_apen_rust(benchmark, threads):
+    benchmark(_core.apen, OFFSETS, ITEMS, 2, None, threads)
+
+
+@pytest.mark.benchmark(group="apen 100k x 50 zipf")
+def test_apen_numpy(benchmark):
+    benchmark.pedantic(apen_numpy, args=(OFFSETS, ITEMS, 2), rounds=2)
+
+
+@pytest.mark.benchmark(group="apen 500 x 50 zipf")
+def test_apen_antropy_small(benchmark):
+    benchmark.pedantic(apen_antropy, args=(OFFSETS[:501], ITEMS[: OFFSETS[500]], 2), rounds=1)
+
+
+@pytest.mark.benchmark(group="apen 500 x 50 zipf")
+def test_apen_rust_small(benchmark):
+    benchmark(_core.apen, OFFSETS[:501], ITEMS[: OFFSETS[500]], 2, None, 1)
+
+
+@pytest.mark.benchmark(group="corpus statistics 100k x 50 zipf")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lz(benchmark, threads):
+    benchmark(_core.lz_lambda_sums, OFFSETS, ITEMS, None, threads)
+
+
+@pytest.mark.benchmark(group="corpus statistics 100k x 50 zipf")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_window_counts(benchmark, threads):
+    def count():
+        table = _core.WindowCounts(2)
+        table.update(OFFSETS, ITEMS, None, threads)
+        return table.conditional_entropy()
+
+    benchmark.pedantic(count, rounds=3)
+
+
+def test_baselines_agree_with_the_kernel():
+    got = _core.apen(OFFSETS[:2001], ITEMS[: OFFSETS[2000]], 2)
+    np.testing.assert_allclose(apen_numpy(OFFSETS[:2001], ITEMS[: OFFSETS[2000]]), got, atol=1e-12)
