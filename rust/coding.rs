@@ -12,6 +12,12 @@
 //! before i, the longest match is with the nearest one on either side of i
 //! in suffix-array order. Suffix array by prefix doubling (O(N log^2 N)),
 //! LCP by Kasai, LPF with two monotone stacks: near-linear overall.
+//!
+//! Most real sequences repeat few items, and then a direct scan is much
+//! cheaper: each position is compared only with the earlier positions holding
+//! the same item. That scan runs under a budget of comparisons linear in N;
+//! a sequence that exhausts it (long repeats) goes to the suffix array, so the
+//! worst case stays near-linear.
 
 /// Per-worker scratch space, reused across sequences.
 #[derive(Default)]
@@ -24,26 +30,73 @@ pub struct Scratch {
     lcp: Vec<u32>,
     lpf: Vec<u32>,
     stack: Vec<(u32, u32)>,
+    previous: Vec<u32>,
+    last_seen: Vec<u32>,
 }
+
+/// Comparisons per item the direct scan may spend before it gives up.
+const SCAN_BUDGET_PER_ITEM: usize = 8;
+const NONE: u32 = u32::MAX;
 
 /// sum_i Lambda_i over the sequence (0 for an empty one).
 pub fn lz_lambda_sum(seq: &[i64], scratch: &mut Scratch) -> u64 {
     if seq.is_empty() {
         return 0;
     }
-    dense_text(seq, scratch);
-    suffix_array(scratch);
-    kasai_lcp(scratch);
-    longest_previous_factor(scratch);
+    let distinct = dense_text(seq, scratch);
+    if distinct == seq.len() {
+        return seq.len() as u64; // nothing recurs: every Lambda_i is 1
+    }
+    if !scan_previous_occurrences(scratch, distinct, SCAN_BUDGET_PER_ITEM * seq.len()) {
+        suffix_array(scratch);
+        kasai_lcp(scratch);
+        longest_previous_factor(scratch);
+    }
     scratch.lpf.iter().map(|&l| l as u64 + 1).sum()
 }
 
-/// Item ids as dense u32 symbols in first-seen order.
-fn dense_text(seq: &[i64], s: &mut Scratch) {
+/// LPF by comparing each position with every earlier position holding the
+/// same item. Returns false, leaving `lpf` incomplete, once the comparisons
+/// exceed the budget.
+fn scan_previous_occurrences(s: &mut Scratch, distinct: usize, mut budget: usize) -> bool {
+    let n = s.text.len();
+    s.last_seen.clear();
+    s.last_seen.resize(distinct, NONE);
+    s.previous.clear();
+    for (i, &symbol) in s.text.iter().enumerate() {
+        s.previous.push(s.last_seen[symbol as usize]);
+        s.last_seen[symbol as usize] = i as u32;
+    }
+    s.lpf.clear();
+    s.lpf.resize(n, 0);
+    for i in 0..n {
+        let mut best = 0;
+        let mut j = s.previous[i];
+        while j != NONE {
+            let j_usize = j as usize;
+            let mut length = 0;
+            while i + length < n && s.text[j_usize + length] == s.text[i + length] {
+                length += 1;
+            }
+            best = best.max(length);
+            budget = match budget.checked_sub(length + 1) {
+                Some(left) => left,
+                None => return false,
+            };
+            j = s.previous[j_usize];
+        }
+        s.lpf[i] = best as u32;
+    }
+    true
+}
+
+/// Item ids as dense u32 symbols in first-seen order; returns how many are distinct.
+fn dense_text(seq: &[i64], s: &mut Scratch) -> usize {
     s.dense.reset(seq.len());
     s.text.clear();
     s.text
         .extend(seq.iter().map(|&item| s.dense.id(item as u64)));
+    s.dense.len()
 }
 
 /// Prefix doubling: sort suffixes by their first 2k symbols until all ranks differ.
@@ -180,9 +233,45 @@ mod tests {
     }
 
     #[test]
+    fn scan_and_suffix_array_agree() {
+        let mut state = 11u64;
+        for n in [2usize, 5, 40, 300] {
+            for alphabet in [2u64, 5, 40] {
+                let seq: Vec<i64> = (0..n)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ((state >> 33) % alphabet) as i64
+                    })
+                    .collect();
+                let mut s = Scratch::default();
+                let distinct = dense_text(&seq, &mut s);
+                suffix_array(&mut s);
+                kasai_lcp(&mut s);
+                longest_previous_factor(&mut s);
+                let by_suffix_array = s.lpf.clone();
+                assert!(scan_previous_occurrences(&mut s, distinct, usize::MAX));
+                assert_eq!(s.lpf, by_suffix_array, "{seq:?}");
+            }
+        }
+    }
+
+    #[test]
     fn distinct_items_give_lambda_one() {
         let seq: Vec<i64> = (0..100).rev().collect();
         assert_eq!(lz_lambda_sum(&seq, &mut Scratch::default()), 100);
+    }
+
+    #[test]
+    fn long_repeats_exhaust_the_scan_budget_and_fall_back() {
+        let seq = [9i64; 400];
+        let mut s = Scratch::default();
+        let distinct = dense_text(&seq, &mut s);
+        assert!(!scan_previous_occurrences(
+            &mut s,
+            distinct,
+            SCAN_BUDGET_PER_ITEM * seq.len()
+        ));
+        assert_eq!(lz_lambda_sum(&seq, &mut s), lambda_sum_naive(&seq));
     }
 
     #[test]

@@ -75,7 +75,8 @@ fn hashes_batch<'py>(
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
     let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
     let pool = pool(threads)?;
-    let hashes = py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
+    let hashes =
+        py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
     Ok(hashes.into_pyarray(py))
 }
 
