@@ -213,6 +213,14 @@ impl WindowCounts {
         if total == 0 {
             return f64::NAN;
         }
+        let (joint, marginal) = self.histograms();
+        (sum_c_ln_c(&marginal) - sum_c_ln_c(&joint)) / total as f64
+    }
+
+    /// Histograms {count: number of distinct windows with that count} of the
+    /// (m+1)-windows and of their m-item prefixes. They hold everything the
+    /// entropy needs, and those of tables whose prefixes are disjoint add up.
+    pub fn histograms(&self) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
         let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
         let mut prefix_counts: HashTable<(usize, usize, u64)> = HashTable::new();
         let m = self.m;
@@ -238,7 +246,7 @@ impl WindowCounts {
         for &(_, _, count) in prefix_counts.iter() {
             *marginal.entry(count).or_default() += 1;
         }
-        (sum_c_ln_c(&marginal) - sum_c_ln_c(&joint)) / total as f64
+        (joint, marginal)
     }
 }
 

@@ -83,6 +83,14 @@ fn hashes_batch<'py>(
 /// (windows, counts) as numpy arrays.
 type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
 
+/// Count histograms of windows and prefixes as numpy arrays.
+type Histograms<'py> = (
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+);
+
 /// Exact counts of all windows of m + 1 items, mergeable across shards.
 #[pyclass(module = "perflaw._core")]
 #[derive(Clone)]
@@ -141,6 +149,22 @@ impl WindowCounts {
     /// H(X_{m+1} | X_1..X_m) in nats; NaN when no window was counted.
     fn conditional_entropy(&self, py: Python<'_>) -> f64 {
         py.detach(|| self.inner.conditional_entropy())
+    }
+
+    /// (joint_counts, joint_windows, prefix_counts, prefix_windows): for each
+    /// count value, sorted, how many distinct (m+1)-windows / m-prefixes have it.
+    fn histograms<'py>(&self, py: Python<'py>) -> Histograms<'py> {
+        let (joint, prefix) = py.detach(|| self.inner.histograms());
+        let split = |h: std::collections::BTreeMap<u64, u64>| -> (Vec<u64>, Vec<u64>) {
+            h.into_iter().unzip()
+        };
+        let ((jc, jn), (pc, pn)) = (split(joint), split(prefix));
+        (
+            jc.into_pyarray(py),
+            jn.into_pyarray(py),
+            pc.into_pyarray(py),
+            pn.into_pyarray(py),
+        )
     }
 
     /// (windows, counts): an int64 array of shape (distinct, m + 1) sorted by row, and uint64 counts.

@@ -57,6 +57,11 @@ class WindowCounts:
     def merge(self, other: WindowCounts) -> None: ...
     def conditional_entropy(self) -> float:
         """H(X_{m+1} | X_1..X_m) in nats; NaN when empty."""
+    def histograms(
+        self,
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """(joint_counts, joint_windows, prefix_counts, prefix_windows): for each count value
+        (sorted), how many distinct (m+1)-windows and m-prefixes have it."""
     def to_arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
         """(windows of shape (distinct, m + 1), sorted by row; counts)."""
     @staticmethod

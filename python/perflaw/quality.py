@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from perflaw import _core
+from perflaw.blocks import BlockHistograms, WindowSpill
 from perflaw.sequences import Sequences, combine_fingerprints
 
 # |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
@@ -359,9 +360,12 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else math.nan
 
 
-def _summarize(parts: QualityParts) -> DataQuality:
+def _summarize(parts: QualityParts, block: BlockHistograms | None = None) -> DataQuality:
+    """The summary of ``parts``; ``block`` replaces ``parts.windows`` when the windows were spilled."""
     from perflaw import __version__
 
+    if block is None and parts.windows is not None:
+        block = BlockHistograms.from_counts(parts.windows)
     users = len(parts.lengths)
     if users == 0:
         raise ValueError("no sequences: data quality needs at least one user")
@@ -375,7 +379,6 @@ def _summarize(parts: QualityParts) -> DataQuality:
     lz_ok = parts.lengths >= 2
     lz_n = parts.lengths[lz_ok].astype(np.float64)
     lz_rate = _fsum(lz_n * np.log(lz_n)) / float(parts.lz_sums[lz_ok].sum()) if lz_ok.any() else math.nan
-    windows = parts.windows
     return DataQuality(
         users=users,
         tokens=tokens,
@@ -395,9 +398,9 @@ def _summarize(parts: QualityParts) -> DataQuality:
         excluded_zero=int(defined.sum() - valid.sum()),
         lz_entropy_rate=lz_rate,
         lz_entropy_rate_median=_median(_lz_rate(parts.lengths, parts.lz_sums)[lz_ok]),
-        block_entropy=None if windows is None else windows.conditional_entropy(),
-        block_windows=None if windows is None else int(windows.total),
-        block_distinct=None if windows is None else int(windows.distinct),
+        block_entropy=None if block is None else block.conditional_entropy(),
+        block_windows=None if block is None else block.total,
+        block_distinct=None if block is None else block.distinct,
         fingerprint=combine_fingerprints(parts.fingerprint_states),
         perflaw_version=__version__,
     )
@@ -452,10 +455,8 @@ def data_quality(
     True
     """
     if isinstance(data, (str, os.PathLike)):
-        parts = _stream_parts(Path(data), m, max_len, threads, block_entropy, format, progress, batch_rows, read_options)
-    else:
-        parts = QualityParts.compute(as_sequences(data), m, max_len, threads, block_entropy)
-    return parts.summarize()
+        return _stream_summary(Path(data), m, max_len, threads, block_entropy, format, progress, batch_rows, read_options)
+    return QualityParts.compute(as_sequences(data), m, max_len, threads, block_entropy).summarize()
 
 
 class _ItemCodes:
@@ -476,27 +477,26 @@ class _ItemCodes:
         return codes[seqs.items - 1]
 
 
-def _stream_parts(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
-    """Parts of a file read in batches of whole users. Each batch keeps only its
-    per-user arrays; the window counts of all batches grow one shared table."""
+def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
+    """Summary of a file read in batches of whole users, in bounded memory: each
+    batch keeps only its per-user arrays, and its windows go to a disk spill."""
     import sys
 
     from perflaw.io import iter_batches
 
-    m, max_len, kernel_threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    m, max_len = _check_m(m), _check_max_len(max_len)
     if progress is None:
         progress = sys.stderr.isatty()
     codes = _ItemCodes()
-    windows = _core.WindowCounts(m) if block_entropy else None
     parts: list[QualityParts] = []
-    for batch in iter_batches(path, format=format, batch_rows=batch_rows, progress=progress, **read_options):
-        if batch.n_users == 0:
-            continue
-        parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
-        if windows is not None:
-            windows.update(batch.offsets, codes.raw_items(batch), max_len, kernel_threads)
-    if not parts:
-        raise ValueError(f"no sequences in {path}")
-    combined = QualityParts.combine(parts)
-    combined.windows = windows
-    return combined
+    with WindowSpill(m, max_len, tmp_dir=read_options.get("tmp_dir")) as spill:
+        for batch in iter_batches(path, format=format, batch_rows=batch_rows, progress=progress, **read_options):
+            if batch.n_users == 0:
+                continue
+            parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
+            if block_entropy:
+                spill.add(batch.offsets, codes.raw_items(batch))
+        if not parts:
+            raise ValueError(f"no sequences in {path}")
+        block = spill.histograms() if block_entropy else None
+    return _summarize(QualityParts.combine(parts), block)

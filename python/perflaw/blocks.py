@@ -1,0 +1,169 @@
+"""Corpus-level conditional block entropy H(X_{m+1} | X_1..X_m), in memory or spilled to disk.
+
+With c(wx) the number of windows w followed by item x over all users, c(w·)
+the count of the m-item prefix w and T the number of windows,
+
+    H = (1/T) · [ Σ_w c(w·) ln c(w·) − Σ_wx c(wx) ln c(wx) ],
+
+so only two histograms {count: how many distinct windows have it} are needed.
+Histograms of window sets whose prefixes are disjoint simply add up. That is
+what lets a file larger than memory be handled: ``WindowSpill`` writes every
+window to one of P files chosen by a hash of its prefix, then counts each file
+exactly on its own. The result equals the in-memory one bit for bit, because
+the final sum is exactly rounded (``math.fsum``) over the same histograms.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from perflaw import _core
+
+# A window of m + 1 items is stored as m + 1 int64 values.
+WINDOW_DTYPE = np.dtype("<i8")
+
+
+@dataclass(frozen=True)
+class BlockHistograms:
+    """Count histograms of the (m+1)-windows (``joint``) and of their m-prefixes (``prefix``).
+
+    Examples
+    --------
+    >>> counts = _core.WindowCounts(1)
+    >>> counts.update(np.array([0, 4]), np.array([1, 2, 1, 2]))
+    >>> h = BlockHistograms.from_counts(counts)
+    >>> h.total, h.distinct, h.conditional_entropy()
+    (3, 2, 0.0)
+    """
+
+    joint: dict[int, int] = field(default_factory=dict)
+    prefix: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_counts(cls, counts: "_core.WindowCounts") -> "BlockHistograms":
+        joint_counts, joint_windows, prefix_counts, prefix_windows = counts.histograms()
+        return cls(
+            joint=dict(zip(joint_counts.tolist(), joint_windows.tolist())),
+            prefix=dict(zip(prefix_counts.tolist(), prefix_windows.tolist())),
+        )
+
+    def __add__(self, other: "BlockHistograms") -> "BlockHistograms":
+        """Histograms of two window sets with disjoint prefixes."""
+        return BlockHistograms(
+            joint=dict(Counter(self.joint) + Counter(other.joint)),
+            prefix=dict(Counter(self.prefix) + Counter(other.prefix)),
+        )
+
+    @property
+    def total(self) -> int:
+        """Number of windows, T."""
+        return sum(count * windows for count, windows in self.joint.items())
+
+    @property
+    def distinct(self) -> int:
+        """Number of distinct (m+1)-windows."""
+        return sum(self.joint.values())
+
+    def conditional_entropy(self) -> float:
+        """H(X_{m+1} | X_1..X_m) in nats; NaN without windows."""
+        total = self.total
+        if total == 0:
+            return math.nan
+        return (_sum_c_ln_c(self.prefix) - _sum_c_ln_c(self.joint)) / total
+
+
+def _sum_c_ln_c(histogram: dict[int, int]) -> float:
+    return math.fsum(windows * count * math.log(count) for count, windows in histogram.items() if count > 1)
+
+
+def window_rows(offsets: np.ndarray, items: np.ndarray, m: int, max_len: int | None) -> np.ndarray:
+    """Every window of m + 1 items of every user (after keeping the last ``max_len``), as rows.
+
+    Examples
+    --------
+    >>> window_rows(np.array([0, 4, 5]), np.array([1, 2, 3, 4, 9]), 2, None).tolist()
+    [[1, 2, 3], [2, 3, 4]]
+    """
+    from perflaw.sequences import _ranges
+
+    lengths = np.diff(offsets)
+    used = lengths if max_len is None else np.minimum(lengths, max_len)
+    per_user = np.maximum(used - m, 0)
+    starts = _ranges(offsets[1:] - used, per_user)
+    return items[starts[:, None] + np.arange(m + 1)]
+
+
+def prefix_partition(rows: np.ndarray, m: int, partitions: int) -> np.ndarray:
+    """A partition in [0, partitions) for each window row, from a hash of its first m items."""
+    h = np.zeros(len(rows), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in range(m):
+            h ^= rows[:, column].astype(np.uint64)
+            h *= np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(29)
+    return (h % np.uint64(partitions)).astype(np.int64)
+
+
+class WindowSpill:
+    """Spills windows to ``partitions`` files by prefix hash; ``histograms()`` counts each file alone.
+
+    Memory is bounded by one batch plus one partition; disk use is
+    8 · (m + 1) bytes per window. The folder is removed by ``close()`` (or on
+    leaving a ``with`` block).
+
+    Examples
+    --------
+    >>> with WindowSpill(m=1, partitions=4) as spill:
+    ...     spill.add(np.array([0, 4]), np.array([1, 2, 1, 2]))
+    ...     spill.histograms().conditional_entropy()
+    0.0
+    """
+
+    def __init__(self, m: int, max_len: int | None = None, partitions: int = 64, tmp_dir: str | None = None):
+        if partitions < 1:
+            raise ValueError(f"partitions must be >= 1, got {partitions}")
+        self.m, self.max_len, self.partitions = m, max_len, partitions
+        self._dir = Path(tempfile.mkdtemp(prefix="perflaw-windows-", dir=tmp_dir))
+        self._files = [open(self._dir / f"part-{p:04d}.bin", "wb") for p in range(partitions)]
+
+    def add(self, offsets: np.ndarray, items: np.ndarray) -> None:
+        """Spills the windows of one CSR batch (items must be consistent across batches)."""
+        rows = window_rows(offsets, items, self.m, self.max_len)
+        part = prefix_partition(rows, self.m, self.partitions)
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.partitions + 1))
+        rows = rows[order]
+        for p, handle in enumerate(self._files):
+            rows[bounds[p] : bounds[p + 1]].astype(WINDOW_DTYPE, copy=False).tofile(handle)
+
+    def histograms(self) -> BlockHistograms:
+        """Counts every partition exactly and adds up their histograms."""
+        for handle in self._files:
+            handle.flush()
+        total = BlockHistograms()
+        for path in sorted(self._dir.glob("part-*.bin")):
+            flat = np.fromfile(path, dtype=WINDOW_DTYPE)
+            if len(flat) == 0:
+                continue
+            counts = _core.WindowCounts.from_arrays(
+                self.m, flat, np.ones(len(flat) // (self.m + 1), dtype=np.uint64)
+            )
+            total = total + BlockHistograms.from_counts(counts)
+        return total
+
+    def close(self) -> None:
+        for handle in self._files:
+            handle.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "WindowSpill":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
