@@ -250,6 +250,43 @@ impl WindowCounts {
     }
 }
 
+/// Every window of m + 1 items of the batch, grouped by a hash of its m-item
+/// prefix into `partitions` groups: returns the windows flattened row-major,
+/// group after group, and the `partitions + 1` group bounds (in windows).
+/// Windows with the same prefix always land in the same group, so each group
+/// can be counted on its own (a spill to disk, or a shuffle between machines).
+pub fn partition_windows(
+    batch: &Batch,
+    m: usize,
+    max_len: Option<usize>,
+    partitions: usize,
+) -> (Vec<i64>, Vec<u64>) {
+    let width = m + 1;
+    let group_of = |window: &[i64]| (hash_window(&window[..m]) % partitions as u64) as usize;
+    let mut bounds = vec![0u64; partitions + 1];
+    for u in 0..batch.len() {
+        for window in batch.sequence(u, max_len).windows(width) {
+            bounds[group_of(window) + 1] += 1;
+        }
+    }
+    for p in 0..partitions {
+        bounds[p + 1] += bounds[p];
+    }
+    let mut next: Vec<usize> = bounds[..partitions]
+        .iter()
+        .map(|&b| b as usize * width)
+        .collect();
+    let mut rows = vec![0i64; bounds[partitions] as usize * width];
+    for u in 0..batch.len() {
+        for window in batch.sequence(u, max_len).windows(width) {
+            let slot = &mut next[group_of(window)];
+            rows[*slot..*slot + width].copy_from_slice(window);
+            *slot += width;
+        }
+    }
+    (rows, bounds)
+}
+
 /// sum over a histogram {count: how many windows have it} of count * ln count.
 fn sum_c_ln_c(histogram: &BTreeMap<u64, u64>) -> f64 {
     histogram
@@ -319,6 +356,31 @@ mod tests {
             assert!((h - naive_entropy(&seqs, m)).abs() < 1e-12);
             assert_eq!(h.to_bits(), two.conditional_entropy().to_bits());
         }
+    }
+
+    #[test]
+    fn partitions_hold_every_window_once_and_keep_prefixes_together() {
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        let batch = Batch::new(&offsets, &items).unwrap();
+        let (rows, bounds) = partition_windows(&batch, 2, Some(9), 5);
+        let mut whole = WindowCounts::new(2).unwrap();
+        whole.update(&batch, Some(9), &pool(1).unwrap());
+        assert_eq!(bounds.len(), 6);
+        assert_eq!(*bounds.last().unwrap(), whole.total());
+        let mut parts = WindowCounts::new(2).unwrap();
+        let mut prefixes_seen: HashMap<Vec<i64>, usize> = HashMap::new();
+        for p in 0..5 {
+            let group = &rows[bounds[p] as usize * 3..bounds[p + 1] as usize * 3];
+            for w in group.chunks_exact(3) {
+                assert_eq!(*prefixes_seen.entry(w[..2].to_vec()).or_insert(p), p);
+            }
+            let counts = vec![1u64; group.len() / 3];
+            parts
+                .merge(&WindowCounts::from_arrays(2, group, &counts).unwrap())
+                .unwrap();
+        }
+        assert_eq!(parts.to_arrays(), whole.to_arrays());
     }
 
     #[test]

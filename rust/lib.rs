@@ -20,6 +20,9 @@ use pyo3::prelude::*;
 use batch::{pool, Batch};
 use error::KernelError;
 
+/// Window rows and their counts (or group bounds) as numpy arrays.
+type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
+
 impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
         PyValueError::new_err(err.to_string())
@@ -80,8 +83,32 @@ fn hashes_batch<'py>(
     Ok(hashes.into_pyarray(py))
 }
 
-/// (windows, counts) as numpy arrays.
-type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
+/// Every window of m + 1 items, grouped by a hash of its m-item prefix:
+/// (windows as a (k, m + 1) int64 array, group after group; the partitions + 1 group bounds).
+#[pyfunction]
+#[pyo3(signature = (offsets, items, m, partitions, max_len=None))]
+fn partition_windows<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    items: PyReadonlyArray1<'py, i64>,
+    m: usize,
+    partitions: usize,
+    max_len: Option<usize>,
+) -> PyResult<WindowArrays<'py>> {
+    if m == 0 {
+        return Err(KernelError::BadM(m).into());
+    }
+    if partitions == 0 {
+        return Err(KernelError::BadShape("partitions must be >= 1".into()).into());
+    }
+    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+    let (rows, bounds) = py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
+    let windows = rows.len() / (m + 1);
+    Ok((
+        rows.into_pyarray(py).reshape([windows, m + 1])?,
+        bounds.into_pyarray(py),
+    ))
+}
 
 /// Count histograms of windows and prefixes as numpy arrays.
 type Histograms<'py> = (
@@ -213,6 +240,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
     m.add_class::<WindowCounts>()?;
     m.add("PARTITIONS", blocks::PARTITIONS)?;
     Ok(())

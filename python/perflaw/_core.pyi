@@ -35,6 +35,16 @@ def sequence_hashes(
 ) -> npt.NDArray[np.uint64]:
     """Stable 64-bit hash of each sequence (items in order, and length)."""
 
+def partition_windows(
+    offsets: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    m: int,
+    partitions: int,
+    max_len: int | None = None,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    """Every window of m + 1 items as rows, grouped by a hash of the m-item prefix,
+    and the partitions + 1 group bounds. Equal prefixes always share a group."""
+
 class WindowCounts:
     """Exact counts of every window of m + 1 items; merges exactly across shards."""
 

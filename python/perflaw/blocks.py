@@ -82,34 +82,6 @@ def _sum_c_ln_c(histogram: dict[int, int]) -> float:
     return math.fsum(windows * count * math.log(count) for count, windows in histogram.items() if count > 1)
 
 
-def window_rows(offsets: np.ndarray, items: np.ndarray, m: int, max_len: int | None) -> np.ndarray:
-    """Every window of m + 1 items of every user (after keeping the last ``max_len``), as rows.
-
-    Examples
-    --------
-    >>> window_rows(np.array([0, 4, 5]), np.array([1, 2, 3, 4, 9]), 2, None).tolist()
-    [[1, 2, 3], [2, 3, 4]]
-    """
-    from perflaw.sequences import _ranges
-
-    lengths = np.diff(offsets)
-    used = lengths if max_len is None else np.minimum(lengths, max_len)
-    per_user = np.maximum(used - m, 0)
-    starts = _ranges(offsets[1:] - used, per_user)
-    return items[starts[:, None] + np.arange(m + 1)]
-
-
-def prefix_partition(rows: np.ndarray, m: int, partitions: int) -> np.ndarray:
-    """A partition in [0, partitions) for each window row, from a hash of its first m items."""
-    h = np.zeros(len(rows), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in range(m):
-            h ^= rows[:, column].astype(np.uint64)
-            h *= np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(29)
-    return (h % np.uint64(partitions)).astype(np.int64)
-
-
 class WindowSpill:
     """Spills windows to ``partitions`` files by prefix hash; ``histograms()`` counts each file alone.
 
@@ -134,28 +106,29 @@ class WindowSpill:
 
     def add(self, offsets: np.ndarray, items: np.ndarray) -> None:
         """Spills the windows of one CSR batch (items must be consistent across batches)."""
-        rows = window_rows(offsets, items, self.m, self.max_len)
-        part = prefix_partition(rows, self.m, self.partitions)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.partitions + 1))
-        rows = rows[order]
+        rows, bounds = _core.partition_windows(offsets, items, self.m, self.partitions, self.max_len)
         for p, handle in enumerate(self._files):
             rows[bounds[p] : bounds[p + 1]].astype(WINDOW_DTYPE, copy=False).tofile(handle)
 
-    def histograms(self) -> BlockHistograms:
-        """Counts every partition exactly and adds up their histograms."""
+    def histograms(self, workers: int = 2) -> BlockHistograms:
+        """Counts every partition exactly (``workers`` at a time; the kernels
+        release the GIL) and adds up their histograms."""
+        from concurrent.futures import ThreadPoolExecutor
+
         for handle in self._files:
             handle.flush()
+        paths = sorted(self._dir.glob("part-*.bin"))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            parts = list(pool.map(self._count_partition, paths))
         total = BlockHistograms()
-        for path in sorted(self._dir.glob("part-*.bin")):
-            flat = np.fromfile(path, dtype=WINDOW_DTYPE)
-            if len(flat) == 0:
-                continue
-            counts = _core.WindowCounts.from_arrays(
-                self.m, flat, np.ones(len(flat) // (self.m + 1), dtype=np.uint64)
-            )
-            total = total + BlockHistograms.from_counts(counts)
+        for part in parts:
+            total = total + part
         return total
+
+    def _count_partition(self, path: Path) -> BlockHistograms:
+        flat = np.fromfile(path, dtype=WINDOW_DTYPE)
+        ones = np.ones(len(flat) // (self.m + 1), dtype=np.uint64)
+        return BlockHistograms.from_counts(_core.WindowCounts.from_arrays(self.m, flat, ones))
 
     def close(self) -> None:
         for handle in self._files:

@@ -498,5 +498,5 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
                 spill.add(batch.offsets, codes.raw_items(batch))
         if not parts:
             raise ValueError(f"no sequences in {path}")
-        block = spill.histograms() if block_entropy else None
+        block = spill.histograms(workers=resolve_threads(threads) or (os.cpu_count() or 1)) if block_entropy else None
     return _summarize(QualityParts.combine(parts), block)
