@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from perflaw.io import count_rows_hint, detect_format, iter_batches, read_sequences
-from perflaw.sequences import Sequences
+from perflaw.sequences import Sequences, combine_fingerprints
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -312,6 +312,7 @@ def test_streaming_beauty_parquet_users_split_across_row_groups(tmp_path, beauty
     assert max(b.tokens for b in batches) <= 10_000 + max_len
     merged = {u: s for b in batches for u, s in pairs_of(b)}
     assert merged == dict(pairs_of(expected))
+    assert combine_fingerprints(b.fingerprint_state() for b in batches) == expected.fingerprint()
     # batches hold users in file order, and each its own dense relabelling
     assert [u for b in batches for u in b.user_ids.tolist()] == expected.user_ids.tolist()
     assert all(b.n_items == len(np.unique(b.items)) for b in batches)
@@ -330,15 +331,17 @@ def test_streaming_beauty_shuffled_uses_external_grouping(tmp_path, beauty_path)
     spill.mkdir()
     seen_spill_files = False
     merged: dict = {}
-    sizes = []
+    sizes, states = [], []
     for batch in iter_batches(path, timestamp="pos", batch_rows=20_000, tmp_dir=spill):
         seen_spill_files = seen_spill_files or any(spill.rglob("*.parquet"))
         sizes.append(batch.tokens)
+        states.append(batch.fingerprint_state())
         for user, seq in pairs_of(batch):
             assert user not in merged
             merged[user] = seq
     assert seen_spill_files
     assert merged == expected
+    assert combine_fingerprints(states) == read_sequences(beauty_path).fingerprint()
     assert max(sizes) < 1.5 * 20_000  # partitions hold about batch_rows rows
     assert not any(spill.iterdir())  # temporary partitions are removed
     # without a timestamp, each user's rows keep file order, as in memory

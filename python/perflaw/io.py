@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
-from perflaw.sequences import MAX_RAW_ID, Sequences, _timestamps
+from perflaw.sequences import MAX_RAW_ID, Sequences
 
 __all__ = ["FORMATS", "read_sequences", "iter_batches", "detect_format", "count_rows_hint"]
 
@@ -423,44 +423,121 @@ def _group(rows: _Rows, user_order: str) -> Sequences:
     """Group rows into users: ``"first"`` (first appearance) or ``"sorted"`` id order.
 
     Within a user, items are ordered by timestamp with a stable sort, so rows
-    with equal timestamps (or no timestamps at all) keep file order.
+    with equal timestamps (or no timestamps at all) keep file order. The
+    result equals ``Sequences.from_table`` (for "sorted"), but ids are hashed
+    rather than sorted, and rows already in order are not sorted at all.
     """
-    grouped = _already_grouped(rows, user_order)
-    if grouped is not None:
-        return grouped
-    unique_users, first_row, inverse = np.unique(rows.users, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    if user_order == "first":
-        by_appearance = np.argsort(first_row, kind="stable")
-        rank = np.empty(len(unique_users), dtype=np.int64)
-        rank[by_appearance] = np.arange(len(unique_users))
-        key = rank[inverse]
-        user_ids = unique_users[by_appearance]
-    else:
-        key = inverse
-        user_ids = unique_users
-    if rows.times is not None:
-        order = np.lexsort((rows.times, key))  # stable: ties keep file order
-    else:
-        order = np.argsort(key, kind="stable")
+    key, user_ids = _user_keys(rows.users, user_order)
+    order = _grouping_order(key, len(user_ids), rows.times)
+    items = rows.items if order is None else rows.items[order]
     offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=len(user_ids)), out=offsets[1:])
-    return Sequences.from_arrays(offsets, rows.items[order], user_ids=user_ids)
+    dense, vocabulary = _dense_ids(items)
+    return Sequences.from_arrays(offsets, dense, user_ids=user_ids, item_vocab=vocabulary)
 
 
-def _already_grouped(rows: _Rows, user_order: str) -> Sequences | None:
-    """The fast path for rows already in user runs (sasrec, sorted logs): no sort."""
-    if rows.times is not None or len(rows) == 0:
-        return None
-    heads = _run_heads(rows.users, None)
-    user_ids = rows.users[heads]
-    if user_order == "sorted":
-        if not (user_ids[1:] > user_ids[:-1]).all():
+def _user_keys(users: np.ndarray, user_order: str) -> tuple[np.ndarray, np.ndarray]:
+    """(index of each row's user, the user ids), users in ``user_order``."""
+    heads = _run_heads(users, None)
+    run_users = users[heads]
+    if user_order == "sorted" and bool((run_users[1:] > run_users[:-1]).all()):
+        return _run_index(heads, len(users)), run_users  # sorted runs: nothing to do
+    if user_order == "first" and _distinct(run_users):
+        return _run_index(heads, len(users)), run_users  # one run per user: file order
+    codes, first_seen = _dense_ids(users, sort=user_order == "sorted")
+    return codes - 1, first_seen
+
+
+def _run_index(heads: np.ndarray, n: int) -> np.ndarray:
+    """For each of ``n`` rows, the number of the run it belongs to."""
+    starts = np.zeros(n, dtype=np.int64)
+    starts[heads[1:]] = 1
+    return np.cumsum(starts)
+
+
+def _distinct(values: np.ndarray) -> bool:
+    return len(values) == 0 or pc.count_distinct(_arrow(values)).as_py() == len(values)
+
+
+def _grouping_order(key: np.ndarray, n_keys: int, times: np.ndarray | None) -> np.ndarray | None:
+    """The stable order that groups rows by ``key``, then time; None when rows are in order."""
+    steps = np.diff(key)
+    if (steps >= 0).all():
+        if times is None or ((np.diff(times) >= 0) | (steps != 0)).all():
             return None
-    elif len(np.unique(user_ids)) != len(user_ids):
-        return None
-    offsets = np.append(heads, len(rows)).astype(np.int64)
-    return Sequences.from_arrays(offsets, rows.items, user_ids=user_ids)
+    if times is None:
+        return _stable_argsort(key, n_keys)
+    by_time = np.argsort(times, kind="stable")
+    return by_time[_stable_argsort(key[by_time], n_keys)]
+
+
+def _stable_argsort(key: np.ndarray, n_keys: int) -> np.ndarray:
+    """``argsort(key, kind="stable")`` for keys in [0, n_keys), by 16-bit radix passes.
+
+    NumPy radix-sorts 16-bit integers in linear time; two passes cover keys
+    below 2**32 (least significant half first, so the result stays stable).
+    """
+    if n_keys <= 1 << 16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    if n_keys > 1 << 32:
+        return np.argsort(key, kind="stable")
+    low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((key[low] >> 16).astype(np.uint16), kind="stable")]
+
+
+def _dense_ids(values: np.ndarray, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(1-based dense index of each value, the distinct values).
+
+    The distinct values are sorted, as ``np.unique`` would give them, or in
+    order of first appearance when ``sort`` is False. Hashing (pyarrow's
+    dictionary encoding) replaces the full sort of ``np.unique``; only the
+    distinct values are sorted.
+    """
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), values[:0].copy()
+    encoded = pc.dictionary_encode(_arrow(values))
+    indices = _numpy(encoded.indices).astype(np.int64)
+    distinct = encoded.dictionary
+    if sort:
+        by_value = pc.array_sort_indices(distinct)
+        rank = np.empty(len(by_value), dtype=np.int64)
+        rank[_numpy(by_value)] = np.arange(len(by_value))
+        indices = rank[indices]
+        distinct = distinct.take(by_value)
+    if values.dtype.kind == "U":
+        return indices + 1, _strings(distinct)
+    return indices + 1, _numpy(distinct).astype(values.dtype, copy=False)
+
+
+_NUMPY_TYPES = {
+    pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32, pa.int64(): np.int64,
+    pa.uint8(): np.uint8, pa.uint16(): np.uint16, pa.uint32(): np.uint32, pa.uint64(): np.uint64,
+    pa.float32(): np.float32, pa.float64(): np.float64,
+}  # fmt: skip
+_ARROW_TYPES = {np.dtype(numpy): arrow for arrow, numpy in _NUMPY_TYPES.items()}
+
+
+def _numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric Arrow array as NumPy, zero-copy where possible.
+
+    pyarrow's own ``to_numpy`` imports pandas on first use, which costs more
+    than reading a file like beauty.txt; a view of the data buffer does not.
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    dtype = _NUMPY_TYPES.get(array.type)
+    if dtype is None or array.null_count:
+        return array.to_numpy(zero_copy_only=False)
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * np.dtype(dtype).itemsize)
+
+
+def _arrow(values: np.ndarray) -> pa.Array:
+    """A NumPy array as Arrow, zero-copy for numbers (and without importing pandas)."""
+    kind = _ARROW_TYPES.get(values.dtype)
+    if kind is None:
+        return pa.array(values)
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 def _row_chunks(
@@ -667,7 +744,7 @@ def _text_tokens_as_int(data: bytes, n_tokens: int) -> np.ndarray | None:
         )
     except pa.ArrowInvalid:
         return None
-    values = table.column("v").to_numpy()
+    values = _numpy(table.column("v"))
     return values if len(values) == n_tokens else None
 
 
@@ -766,13 +843,17 @@ def _sniff_text_layout(sample: bytes) -> str:
 def _fields_per_line(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     """(whitespace-separated fields on each non-blank line, 0-based index of that line)."""
     buffer = np.frombuffer(data, dtype=np.uint8)
+    if len(buffer) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     is_space = _IS_WHITESPACE[buffer]
     starts = ~is_space
     starts[1:] &= is_space[:-1]
-    newlines = np.flatnonzero(buffer == ord("\n"))
-    line_of_token = np.searchsorted(newlines, np.flatnonzero(starts))
-    line_heads = _run_heads(line_of_token, None)
-    return np.diff(np.append(line_heads, len(line_of_token))), line_of_token[line_heads]
+    line_starts = np.flatnonzero(buffer == ord("\n")) + 1
+    line_starts = np.concatenate([[0], line_starts[line_starts < len(buffer)]])
+    # Token starts per line: every segment is non-empty, as reduceat needs.
+    per_line = np.add.reduceat(starts, line_starts, dtype=np.int64)
+    filled = np.flatnonzero(per_line)
+    return per_line[filled], filled
 
 
 def _looks_like_u_data(lines: list[bytes]) -> bool:
@@ -844,10 +925,10 @@ def _parse_movielens_block(data: bytes, first_line: int, sep: str, spec: _Spec) 
     users, items = table.column("user"), table.column("item")
     if spec.ids != "str" and (pc.min(users).as_py() < 0 or pc.min(items).as_py() < 0):
         _diagnose_movielens(original, first_line, sep, spec)
-    times = table.column("timestamp").to_numpy()
+    times = _numpy(table.column("timestamp"))
     if spec.ids == "str":
         return _Rows(_strings(users), _strings(items), times)
-    return _Rows(users.to_numpy(), items.to_numpy(), times)
+    return _Rows(_numpy(users), _numpy(items), times)
 
 
 def _diagnose_movielens(data: bytes, first_line: int, sep: str, spec: _Spec) -> None:
@@ -923,14 +1004,6 @@ def _arrow_ids(
         return _checked_int_ids(column, role, name, where, first_row)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise TypeError(f"{where}: {role} column {name!r} has type {kind}; ids must be integers or strings")
-    if how != "typed":  # ids parsed from text, not stored typed in Parquet
-        broken = pc.match_substring_regex(column, "[\r\n]")
-        if pc.any(broken).as_py():
-            row = first_row + _first_true(broken)
-            raise ValueError(
-                f"{where}: {role} id in row {row} (column {name!r}) spans a line break; "
-                "is a quote left open?"
-            )
     return _text_ids(column, role, name, how, where, first_row, kinds)
 
 
@@ -938,13 +1011,10 @@ def _text_ids(
     column: pa.Array, role: str, name: str, how: str, where: str, first_row: int, kinds: _IdKinds
 ) -> np.ndarray:
     settled = kinds.kinds.get(role)
-    if how in ("str", "typed") or settled == "str":
-        kinds.kinds[role] = "str"
+    if how == "typed":  # a Parquet string column: text as stored
         return _strings(column)
-    empty = pc.equal(pc.utf8_length(column), 0)
-    if pc.any(empty).as_py():
-        row = first_row + _first_true(empty)
-        raise ValueError(f"{where}: {role} column {name!r} has an empty value in row {row}")
+    if how == "str" or settled == "str":
+        return _text_as_ids(column, role, name, where, first_row, kinds)
     try:
         ints = column.cast(pa.int64())
     except pa.ArrowInvalid:
@@ -952,14 +1022,34 @@ def _text_ids(
     if ints is not None and how == "canonical" and not pc.all(pc.equal(ints.cast(pa.string()), column)).as_py():
         ints = None  # e.g. "007" or "-1": RecBole tokens that are text, not numbers
     if ints is None:
+        _reject_empty(column, role, name, where, first_row)
         if how == "int" or settled == "int":
             _raise_not_int(column, role, name, where, first_row, settled == "int")
         if how == "classify":
             _reject_float_text(column, role, name, where, first_row)
-        kinds.kinds[role] = "str"
-        return _strings(column)
+        return _text_as_ids(column, role, name, where, first_row, kinds)
     kinds.kinds[role] = "int"
     return _checked_int_ids(ints, role, name, where, first_row)
+
+
+def _text_as_ids(column: pa.Array, role: str, name: str, where: str, first_row: int, kinds: _IdKinds) -> np.ndarray:
+    """Ids parsed from text that stay text: no empty ids, no line breaks."""
+    _reject_empty(column, role, name, where, first_row)
+    broken = pc.match_substring_regex(column, "[\r\n]")
+    if pc.any(broken).as_py():
+        row = first_row + _first_true(broken)
+        raise ValueError(
+            f"{where}: {role} id in row {row} (column {name!r}) spans a line break; is a quote left open?"
+        )
+    kinds.kinds[role] = "str"
+    return _strings(column)
+
+
+def _reject_empty(column: pa.Array, role: str, name: str, where: str, first_row: int) -> None:
+    empty = pc.equal(pc.utf8_length(column), 0)
+    if pc.any(empty).as_py():
+        row = first_row + _first_true(empty)
+        raise ValueError(f"{where}: {role} column {name!r} has an empty value in row {row}")
 
 
 def _checked_int_ids(column: pa.Array, role: str, name: str, where: str, first_row: int) -> np.ndarray:
@@ -973,8 +1063,8 @@ def _checked_int_ids(column: pa.Array, role: str, name: str, where: str, first_r
                 f"{where}: {role} id {column[index].as_py()} in row {first_row + index} "
                 f"(column {name!r}) is too large: ids must be < 2**63"
             )
-        return column.cast(pa.int64()).to_numpy()
-    values = column.cast(pa.int64()).to_numpy()
+        return _numpy(column.cast(pa.int64()))
+    values = _numpy(column.cast(pa.int64()))
     if values.min() < 0:
         index = int(np.argmax(values < 0))
         raise ValueError(
@@ -997,7 +1087,7 @@ def _raise_not_int(column: pa.Array, role: str, name: str, where: str, first_row
             f"(column {name!r}) is not an integer{because}"
         )
     # Every value is an integer literal, so the cast failed on range.
-    lengths = pc.utf8_length(column).to_numpy()
+    lengths = _numpy(pc.utf8_length(column))
     for index in np.flatnonzero(lengths >= 19):
         text = column[int(index)].as_py()
         if int(text) > MAX_RAW_ID:
@@ -1044,9 +1134,10 @@ def _arrow_times(column: pa.Array | pa.ChunkedArray, name: str, where: str, firs
         nan = pc.is_nan(column)
         if pc.any(nan).as_py():
             raise ValueError(f"{where}: timestamp column {name!r} is NaN in row {first_row + _first_true(nan)}")
-    if pa.types.is_date(kind):
-        column = column.cast(pa.timestamp("s"))
-    return _timestamps(column.to_numpy(zero_copy_only=False), name)
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        # Order is all that matters: the stored counts (days, s, ms, ...) sort like the times.
+        column = column.view(pa.int64() if kind.bit_width == 64 else pa.int32())
+    return _numpy(column)
 
 
 def _first_true(mask: pa.Array | pa.ChunkedArray) -> int:
@@ -1517,9 +1608,9 @@ class _PartitionWriter:
     def add(self, rows: _Rows) -> None:
         if len(rows) == 0:
             return
-        part = _hash_users(rows.users) % np.uint64(self.n_parts)
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1, dtype=np.uint64))
+        part = (_hash_users(rows.users) % np.uint64(self.n_parts)).astype(np.int64)
+        order = _stable_argsort(part, self.n_parts)
+        bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
         for p in range(self.n_parts):
             if bounds[p] == bounds[p + 1]:
                 continue
@@ -1535,16 +1626,23 @@ class _PartitionWriter:
         self.buffers[p], self.buffered[p] = [], 0
         if len(rows) == 0:
             return
-        columns = {"user": pa.array(rows.users), "item": pa.array(rows.items)}
+        columns = {"user": _arrow(rows.users), "item": _arrow(rows.items)}
         if rows.times is not None:
-            columns["time"] = pa.array(rows.times)
+            columns["time"] = _arrow(rows.times)
         table = pa.table(columns)
         if self.schema is None:
             self.schema = table.schema
         elif table.schema != self.schema:
             table = table.cast(self.schema)
         if p not in self.writers:
-            self.writers[p] = pq.ParquetWriter(self.folder / f"part-{p:05d}.parquet", self.schema)
+            # Spill files live seconds: favour speed over size.
+            self.writers[p] = pq.ParquetWriter(
+                self.folder / f"part-{p:05d}.parquet",
+                self.schema,
+                compression="lz4",
+                use_dictionary=False,
+                write_statistics=False,
+            )
         self.writers[p].write_table(table)
 
     def close(self) -> None:
@@ -1563,7 +1661,7 @@ def _read_partition(path: Path) -> _Rows:
         values = table.column(name)
         if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
             return _strings(values)
-        return values.to_numpy()
+        return _numpy(values)
 
     times = column("time") if "time" in table.column_names else None
     return _Rows(column("user"), column("item"), times)
