@@ -24,6 +24,7 @@ _EXPORTS = {
     "data_quality": "perflaw.quality",
     "DataQuality": "perflaw.quality",
     "coding_stats": "perflaw.quality",
+    "synth": "perflaw.synth",
     "fit": "perflaw.law",
     "Fit": "perflaw.law",
     "train": "perflaw.train",
@@ -38,7 +39,8 @@ def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'perflaw' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
     globals()[name] = value
     return value
 
