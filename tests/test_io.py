@@ -479,6 +479,9 @@ def test_header_only_tables(tmp_path):
         ("sasrec", "1 2\n2 -4 1\n", r"line 2: negative id -4 in '2 -4 1'"),
         ("sasrec", "1 2\n2 9223372036854775808\n", r"line 2: id 9223372036854775808 is too large"),
         ("sasrec", "1 2\n2 +5\n", r"line 2: non-integer id '\+5'"),
+        ("sasrec", "1 2\n2 NA 5\n", r"line 2: non-integer id 'NA' in '2 NA 5'"),
+        ("pairs", "1 2\n2 null\n", r"line 2: non-integer id 'null'"),
+        ("movielens", "1::2::3::4\n1::NA::3::4\n", r"line 2: item: non-integer id 'NA'"),
         ("sasrec", "1 2\n1 3\n", r"user 1 appears on lines 1 and 2.*format='pairs'"),
         ("pairs", "1 2\n1 3 4\n", r"line 2: expected 2 fields \(user item\), got 3: '1 3 4'.*sasrec"),
         ("pairs", "1 2\n3\n", r"line 2: expected 2 fields"),
@@ -513,8 +516,10 @@ def test_largest_valid_id_is_read(tmp_path):
         ("user,item\n1,2\n2,-3\n", ValueError, r"negative item id -3 in row 2"),
         ("user,item\n1,2\n9223372036854775808,3\n", ValueError, r"user id 9223372036854775808 in row 2.*too large"),
         ("user,item\n1,2\n2,1.5\n", TypeError, r"item id '1.5' in row 2.*not an integer"),
-        ("user,item\n1,2\n2,nan\n", TypeError, r"item id 'nan' in row 2"),
+        ("user,item\n1,2\n2,nan\n", ValueError, r"item column 'item' has a missing value 'nan' in row 2"),
+        ("user,item\n1,2\n2,nan\n3,2.5\n", TypeError, r"item id 'nan' in row 2.*not an integer"),
         ("user,item\n1,2\n2,\n", ValueError, r"item column 'item' has an empty value in row 2"),
+        ("user,item\n1,2\n2,NA\n3,4\n", ValueError, r"item column 'item' has a missing value 'NA' in row 2"),
         ("user,thing\n1,2\n", ValueError, r"missing column\(s\) \['item'\]; the file has columns \['user', 'thing'\]"),
         ("user,item,t\n1,2,\n", ValueError, r"timestamp column 't' has a missing value in row 1"),
         ("user,item,t\n1,2,x\n", TypeError, r"timestamp column 't' has type string"),
@@ -553,6 +558,13 @@ def test_bad_parquet_values(tmp_path, column, error, message):
         read_sequences(path)
     with pytest.raises(error, match=message):
         list(iter_batches(path))
+
+
+def test_nul_in_text_ids(tmp_path):
+    path = tmp_path / "n.parquet"
+    pq.write_table(pa.table({"user": ["a", "b\x00c"], "item": [1, 2]}), path)
+    with pytest.raises(ValueError, match=r"user id in row 2 \(column 'user'\) contains a NUL"):
+        read_sequences(path)
 
 
 def test_parquet_missing_columns(tmp_path):
@@ -595,3 +607,46 @@ def test_bad_arguments(tmp_path):
         iter_batches(path, batch_rows=0)
     with pytest.raises(TypeError, match="grouped"):
         iter_batches(path, grouped="yes")
+
+
+# ============================================================ grouping internals
+def test_grouping_many_users_in_shuffled_order(tmp_path):
+    # more than 2**16 users: the two-pass radix sort of user keys
+    rng = np.random.default_rng(6)
+    n_users = 70_000
+    users = np.repeat(np.arange(n_users), 2)
+    items = rng.integers(0, 1000, len(users))
+    times = rng.integers(0, 3, len(users))
+    order = rng.permutation(len(users))
+    rows = list(zip((users * 7919)[order].tolist(), items[order].tolist(), times[order].tolist()))
+    pairs = tmp_path / "p.txt"
+    pairs.write_text("".join(f"{u} {i}\n" for u, i, _ in rows))
+    assert pairs_of(read_sequences(pairs, format="pairs")) == ref_grouped(rows, "first")
+    csv = tmp_path / "c.csv"
+    csv.write_text("user,item,t\n" + "".join(f"{u},{i},{t}\n" for u, i, t in rows))
+    assert pairs_of(read_sequences(csv, timestamp="t")) == ref_grouped(rows, "sorted", with_time=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 2**40), min_size=0, max_size=200), st.sampled_from([10, 70_000, 2**33]))
+def test_stable_argsort_matches_numpy(values, n_keys):
+    from perflaw.io import _stable_argsort
+
+    key = np.array(values, dtype=np.int64) % n_keys
+    assert _stable_argsort(key, n_keys).tolist() == np.argsort(key, kind="stable").tolist()
+
+
+# Ids read from files are decoded UTF-8 (no lone surrogates), and readers
+# reject NUL, which NumPy strings cannot hold faithfully.
+id_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=4)
+
+
+@given(st.one_of(st.lists(st.integers(0, 2**63 - 1), max_size=100), st.lists(id_text, max_size=100)))
+def test_dense_ids_match_numpy_unique(values):
+    from perflaw.io import _dense_ids
+
+    array = np.array(values, dtype=np.int64 if not values or isinstance(values[0], int) else str)
+    dense, distinct = _dense_ids(array)
+    expected_distinct, inverse = np.unique(array, return_inverse=True)
+    assert distinct.tolist() == expected_distinct.tolist()
+    assert dense.tolist() == (inverse.reshape(-1) + 1).tolist()

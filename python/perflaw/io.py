@@ -740,15 +740,21 @@ def _text_tokens_as_int(data: bytes, n_tokens: int) -> np.ndarray | None:
             io.BytesIO(one_per_line),
             read_options=pv.ReadOptions(column_names=["v"]),
             parse_options=pv.ParseOptions(delimiter="\x01", quote_char=False, escape_char=False),
-            convert_options=pv.ConvertOptions(column_types={"v": pa.int64()}),
+            # no null markers: "NA" or "null" must fail as ids, not become NaN
+            convert_options=pv.ConvertOptions(column_types={"v": pa.int64()}, null_values=[]),
         )
     except pa.ArrowInvalid:
         return None
-    values = _numpy(table.column("v"))
-    return values if len(values) == n_tokens else None
+    column = table.column("v")
+    if len(column) != n_tokens or column.null_count:
+        return None
+    return _numpy(column)
 
 
 def _text_tokens_as_str(data: bytes, path: Path) -> np.ndarray:
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise ValueError(f"{path}: a NUL character in block line {line}; ids cannot contain NUL")
     tokens = pa.array(data.split(), type=pa.binary())
     try:
         text = tokens.cast(pa.string())
@@ -916,6 +922,7 @@ def _parse_movielens_block(data: bytes, first_line: int, sep: str, spec: _Spec) 
             convert_options=pv.ConvertOptions(
                 column_types={"user": id_type, "item": id_type, "timestamp": pa.int64()},
                 include_columns=["user", "item", "timestamp"],
+                null_values=[],
                 strings_can_be_null=False,
             ),
         )
@@ -923,6 +930,8 @@ def _parse_movielens_block(data: bytes, first_line: int, sep: str, spec: _Spec) 
         _diagnose_movielens(original, first_line, sep, spec)
         raise  # _diagnose_movielens always raises
     users, items = table.column("user"), table.column("item")
+    if any(table.column(name).null_count for name in table.column_names):
+        _diagnose_movielens(original, first_line, sep, spec)
     if spec.ids != "str" and (pc.min(users).as_py() < 0 or pc.min(items).as_py() < 0):
         _diagnose_movielens(original, first_line, sep, spec)
     times = _numpy(table.column("timestamp"))
@@ -1012,6 +1021,7 @@ def _text_ids(
 ) -> np.ndarray:
     settled = kinds.kinds.get(role)
     if how == "typed":  # a Parquet string column: text as stored
+        _reject_nul(column, role, name, where, first_row)
         return _strings(column)
     if how == "str" or settled == "str":
         return _text_as_ids(column, role, name, where, first_row, kinds)
@@ -1023,6 +1033,8 @@ def _text_ids(
         ints = None  # e.g. "007" or "-1": RecBole tokens that are text, not numbers
     if ints is None:
         _reject_empty(column, role, name, where, first_row)
+        if how == "classify":
+            _reject_null_markers(column, role, name, where, first_row)
         if how == "int" or settled == "int":
             _raise_not_int(column, role, name, where, first_row, settled == "int")
         if how == "classify":
@@ -1035,6 +1047,7 @@ def _text_ids(
 def _text_as_ids(column: pa.Array, role: str, name: str, where: str, first_row: int, kinds: _IdKinds) -> np.ndarray:
     """Ids parsed from text that stay text: no empty ids, no line breaks."""
     _reject_empty(column, role, name, where, first_row)
+    _reject_nul(column, role, name, where, first_row)
     broken = pc.match_substring_regex(column, "[\r\n]")
     if pc.any(broken).as_py():
         row = first_row + _first_true(broken)
@@ -1043,6 +1056,29 @@ def _text_as_ids(column: pa.Array, role: str, name: str, where: str, first_row: 
         )
     kinds.kinds[role] = "str"
     return _strings(column)
+
+
+_NULL_MARKERS = ["NA", "N/A", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "-"]
+
+
+def _reject_null_markers(column: pa.Array, role: str, name: str, where: str, first_row: int) -> None:
+    """An integer column with "NA"-like values in it: missing ids, not text ids."""
+    not_int = pc.invert(pc.match_substring_regex(column, _INTEGER_TEXT))
+    markers = pc.is_in(column, value_set=pa.array(_NULL_MARKERS))
+    if pc.any(markers).as_py() and pc.all(pc.or_(pc.invert(not_int), markers)).as_py():
+        index = _first_true(markers)
+        raise ValueError(
+            f"{where}: {role} column {name!r} has a missing value {column[index].as_py()!r} in row "
+            f"{first_row + index}"
+        )
+
+
+def _reject_nul(column: pa.Array, role: str, name: str, where: str, first_row: int) -> None:
+    # NumPy strings cannot hold NUL faithfully, and no real id contains one.
+    nul = pc.match_substring(column, "\x00")
+    if pc.any(nul).as_py():
+        row = first_row + _first_true(nul)
+        raise ValueError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")
 
 
 def _reject_empty(column: pa.Array, role: str, name: str, where: str, first_row: int) -> None:
