@@ -1,0 +1,571 @@
+"""Leave-one-out evaluation: the split, full and sampled ranking, HR@K / NDCG@K / MRR.
+
+Split
+    Each user's last item is the test target and the second-to-last the
+    validation target; the rest is training data. Users with fewer than three
+    interactions are used for training only.
+
+Protocols
+    ``full``: the target is ranked against the whole catalogue; the items the
+    user interacted with before the target are masked (the target itself is
+    always scored, even when it repeats an earlier item).
+    ``sampled``: the target is ranked against ``k`` negatives drawn uniformly,
+    with replacement, from the items outside the user's history and the target.
+    The draw is a counter-based hash of (seed, split, user, j), so it is the same
+    on every device and for every batch size.
+
+Ranks and ties
+    A target's rank is the number of candidates scoring at least as high as it
+    (ties count against the model, so a constant scorer gets the worst rank);
+    NaN scores count as -inf. HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
+    MRR = 1 / (rank + 1), each averaged over users.
+
+The metric math (:func:`metrics_from_ranks`, :func:`ranks_full`,
+:func:`ranks_sampled`) works on plain NumPy arrays; the batched device
+evaluator (:func:`ranking_task`, :func:`rank_targets`, :func:`evaluate`)
+imports torch only when called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence as TypingSequence
+
+import numpy as np
+
+from perflaw.sequences import Sequences
+
+METRIC_KS = (1, 5, 10, 20, 50)
+METRIC_NAMES = tuple([f"hr@{k}" for k in METRIC_KS] + [f"ndcg@{k}" for k in METRIC_KS] + ["mrr"])
+SPLITS = ("valid", "test")
+PROTOCOLS = ("full", "sampled")
+_SPLIT_TAG = {"valid": 1, "test": 2}
+_MASK32 = 0xFFFFFFFF
+
+
+# ===================================================================== metrics
+def metrics_from_ranks(ranks: Any, ks: Iterable[int] = METRIC_KS) -> dict[str, float]:
+    """HR@K, NDCG@K and MRR from 0-based ranks (0 = the target is first).
+
+    Parameters
+    ----------
+    ranks : array-like of int
+        One rank per user (NumPy array, list or torch tensor).
+    ks : iterable of int
+        Cut-offs.
+
+    Examples
+    --------
+    >>> m = metrics_from_ranks([0, 1, 20])
+    >>> m["hr@1"], round(m["ndcg@5"], 4), round(m["mrr"], 4)
+    (0.3333333333333333, 0.5436, 0.5159)
+    """
+    ranks = _as_numpy(ranks)
+    if ranks.ndim != 1 or ranks.size == 0:
+        raise ValueError(f"ranks must be a non-empty 1-D array, got shape {ranks.shape}")
+    if ranks.dtype.kind not in "iu":
+        raise TypeError(f"ranks must be integers, got dtype {ranks.dtype}")
+    if ranks.min() < 0:
+        raise ValueError(f"ranks must be >= 0, got {ranks.min()}")
+    ranks = ranks.astype(np.float64)
+    gains = 1.0 / np.log2(ranks + 2.0)
+    metrics: dict[str, float] = {}
+    ks = [int(k) for k in ks]
+    for k in ks:
+        metrics[f"hr@{k}"] = float(np.mean(ranks < k))
+    for k in ks:
+        metrics[f"ndcg@{k}"] = float(np.mean(np.where(ranks < k, gains, 0.0)))
+    metrics["mrr"] = float(np.mean(1.0 / (ranks + 1.0)))
+    return metrics
+
+
+def ranks_full(scores: Any, targets: Any, history: TypingSequence[Any] | None = None) -> np.ndarray:
+    """Ranks of each user's target among items 1..n, with the user's history masked.
+
+    Parameters
+    ----------
+    scores : array (users, n_items + 1)
+        Column ``i`` scores item ``i``; column 0 (padding) is ignored.
+    targets : array (users,)
+        Target item of each user, in 1..n_items.
+    history : list of int arrays, optional
+        Items to mask per user (the target is never masked).
+
+    Examples
+    --------
+    >>> s = np.array([[0.0, 0.9, 0.5, 0.7]])
+    >>> ranks_full(s, [2]).tolist(), ranks_full(s, [2], history=[[1]]).tolist()
+    ([2], [1])
+    """
+    scores = np.array(_as_numpy(scores), dtype=np.float64)  # a copy we may overwrite
+    targets = _as_numpy(targets).astype(np.int64)
+    users, width = _check_scores(scores, targets)
+    rows = np.arange(users)
+    target_scores = scores[rows, targets]
+    scores[:, 0] = -np.inf
+    if history is not None:
+        if len(history) != users:
+            raise ValueError(f"history has {len(history)} entries for {users} users")
+        lengths = [len(h) for h in history]
+        flat = np.concatenate([np.asarray(h, dtype=np.int64).reshape(-1) for h in history]) if users else []
+        flat = np.asarray(flat, dtype=np.int64)
+        if flat.size and (flat.min() < 1 or flat.max() >= width):
+            raise ValueError(f"history items must lie in 1..{width - 1}, got {flat.min()}..{flat.max()}")
+        scores[np.repeat(rows, lengths), flat] = -np.inf
+    scores[rows, targets] = target_scores
+    scores[np.isnan(scores)] = -np.inf
+    target_scores = scores[rows, targets]
+    return (scores >= target_scores[:, None]).sum(axis=1) - 1
+
+
+def ranks_sampled(target_scores: Any, negative_scores: Any) -> np.ndarray:
+    """Ranks of targets against their sampled negatives (ties count against the target).
+
+    Examples
+    --------
+    >>> ranks_sampled([0.5, 0.1], [[0.1, 0.7], [0.1, 0.0]]).tolist()
+    [1, 1]
+    """
+    target = np.array(_as_numpy(target_scores), dtype=np.float64)
+    negatives = np.array(_as_numpy(negative_scores), dtype=np.float64)
+    if negatives.ndim != 2 or target.shape != (negatives.shape[0],):
+        raise ValueError(
+            f"expected target_scores (users,) and negative_scores (users, k), got {target.shape} and {negatives.shape}"
+        )
+    target[np.isnan(target)] = -np.inf
+    negatives[np.isnan(negatives)] = -np.inf
+    return (negatives >= target[:, None]).sum(axis=1)
+
+
+# ======================================================================= split
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """A leave-one-out split of ``seqs``.
+
+    Attributes
+    ----------
+    seqs : Sequences
+        The full data.
+    train : Sequences
+        Every user's training part (all but the last two items for evaluated users,
+        everything for users with fewer than three).
+    eval_users : numpy.ndarray
+        Indices (into ``seqs``) of the users with at least three interactions.
+
+    Examples
+    --------
+    >>> split = leave_one_out(Sequences.from_lists([[1, 2, 3, 4], [5, 6]]))
+    >>> split.train.to_lists(original_ids=True), split.eval_users.tolist()
+    ([[1, 2], [5, 6]], [0])
+    >>> split.targets("valid").tolist(), split.prefix("test").to_lists()
+    ([3], [[1, 2, 3]])
+    """
+
+    seqs: Sequences
+    train: Sequences
+    eval_users: np.ndarray
+
+    def targets(self, which: str) -> np.ndarray:
+        """Dense target item per evaluated user (``which`` is "valid" or "test")."""
+        ends = self.seqs.offsets[1:][self.eval_users]
+        return self.seqs.items[ends - (2 if _split(which) == "valid" else 1)]
+
+    def prefix(self, which: str) -> Sequences:
+        """Items before the target, per evaluated user: the model's input and the masked history."""
+        drop = 2 if _split(which) == "valid" else 1
+        lengths = self.seqs.lengths[self.eval_users] - drop
+        return _head(self.seqs, self.eval_users, lengths)
+
+
+def leave_one_out(seqs: Sequences) -> LeaveOneOut:
+    """Split ``seqs`` into training sequences and validation / test targets.
+
+    Raises
+    ------
+    ValueError
+        When the data is empty or no user has three interactions to evaluate on.
+
+    Examples
+    --------
+    >>> leave_one_out(Sequences.from_lists([[1, 2, 3]])).train.tokens
+    1
+    """
+    if not isinstance(seqs, Sequences):
+        raise TypeError(f"expected perflaw.Sequences, got {type(seqs).__name__}")
+    if seqs.n_users == 0 or seqs.tokens == 0:
+        raise ValueError(f"the data is empty: {seqs!r}")
+    lengths = seqs.lengths
+    evaluated = lengths >= 3
+    if not evaluated.any():
+        raise ValueError(
+            f"no user has the 3 interactions leave-one-out needs (longest has {lengths.max()}); "
+            "every user would be training-only"
+        )
+    train_lengths = np.where(evaluated, lengths - 2, lengths)
+    train = _head(seqs, np.arange(seqs.n_users), train_lengths)
+    return LeaveOneOut(seqs=seqs, train=train, eval_users=np.flatnonzero(evaluated))
+
+
+def left_pad(seqs: Sequences, width: int) -> np.ndarray:
+    """Each user's last ``width`` items, right-aligned and left-padded with 0.
+
+    Examples
+    --------
+    >>> left_pad(Sequences.from_lists([[1, 2, 3], [4]]), 2).tolist()
+    [[2, 3], [0, 4]]
+    """
+    lengths = np.minimum(seqs.lengths, width)
+    columns = np.arange(width)
+    # column c holds the item (width - c) steps before the end of the sequence
+    back = width - columns[None, :]
+    index = seqs.offsets[1:, None] - back
+    valid = back <= lengths[:, None]
+    out = np.zeros((seqs.n_users, width), dtype=np.int64)
+    out[valid] = seqs.items[index[valid]]
+    return out
+
+
+def _head(seqs: Sequences, users: np.ndarray, lengths: np.ndarray) -> Sequences:
+    """The first ``lengths[i]`` items of user ``users[i]``."""
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    starts = seqs.offsets[users]
+    gather = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1] - starts, lengths)
+    return Sequences(offsets, seqs.items[gather], seqs.user_ids[users], seqs.item_vocab)
+
+
+# ============================================== uniform draws from a complement
+@dataclass(frozen=True)
+class ExclusionIndex:
+    """Per-row sets of excluded items, laid out for exact uniform draws from the rest.
+
+    For row ``r`` with sorted excluded items ``e_0 < e_1 < ...`` (0-based), the
+    ``x``-th allowed item is ``x + #{i : e_i - i <= x}``, so one sorted array of
+    keys ``r * (n_items + 1) + (e_i - i)`` answers every row with one
+    ``searchsorted``: no loops, no rejection, no host round trip.
+
+    Attributes are NumPy arrays or torch tensors (see :meth:`to`).
+    """
+
+    keys: Any
+    starts: Any
+    counts: Any
+    n_items: int
+
+    @classmethod
+    def build(cls, rows: Any, items: Any, n_rows: int, n_items: int) -> "ExclusionIndex":
+        """From (row, item) pairs, items in 1..n_items; duplicates are fine.
+
+        Examples
+        --------
+        >>> index = ExclusionIndex.build([0, 0, 1], [2, 2, 1], n_rows=2, n_items=3)
+        >>> index.counts.tolist()
+        [1, 1]
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        if items.size and (items.min() < 1 or items.max() > n_items):
+            raise ValueError(f"excluded items must lie in 1..{n_items}, got {items.min()}..{items.max()}")
+        order = np.lexsort((items, rows))
+        rows, items = rows[order], items[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+        rows, items = rows[first], items[first]
+        counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
+        starts = np.zeros(n_rows, dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        rank_in_row = np.arange(len(rows), dtype=np.int64) - starts[rows]
+        keys = rows * (n_items + 1) + (items - 1 - rank_in_row)
+        return cls(keys=keys, starts=starts, counts=counts, n_items=int(n_items))
+
+    def to(self, device: Any) -> "ExclusionIndex":
+        """The same index as torch tensors on ``device``."""
+        import torch
+
+        move = lambda a: torch.tensor(np.asarray(a), dtype=torch.int64, device=device)  # noqa: E731
+        return ExclusionIndex(move(self.keys), move(self.starts), move(self.counts), self.n_items)
+
+    def draw(self, rows: Any, bits: Any, n_bits: int) -> Any:
+        """Allowed items (1-based) for ``rows`` from uniform integers ``bits`` in [0, 2**n_bits).
+
+        A row whose exclusion covers the whole catalogue draws from all items.
+        ``rows`` and ``bits`` broadcast; NumPy in, NumPy out; torch in, torch out.
+        """
+        n = self.n_items
+        allowed = n - self.counts[rows]
+        has_room = allowed > 0
+        offset = (bits * _maximum(allowed, 1)) >> n_bits  # uniform in [0, allowed)
+        query = rows * (n + 1) + offset
+        skipped = _searchsorted(self.keys, query) - self.starts[rows]
+        anywhere = ((bits * n) >> n_bits) + 1
+        return _where(has_room, offset + skipped + 1, anywhere)
+
+
+def hash_bits(seed: int, tag: int, users: Any, draws: Any) -> Any:
+    """32-bit pseudo-random integers, a pure function of (seed, tag, user, draw index).
+
+    Works on int64 NumPy arrays or torch tensors (broadcasting ``users`` against
+    ``draws``), so sampled negatives are identical on every device and batch size.
+
+    Examples
+    --------
+    >>> a = hash_bits(0, 1, np.array([[3]]), np.arange(4)[None, :])
+    >>> bool((a == hash_bits(0, 1, np.array([[3]]), np.arange(4)[None, :])).all()), int(a.max()) < 2**32
+    (True, True)
+    """
+    base = _mix32((int(seed) * 0x9E3779B1 + int(tag) * 0x85EBCA77) & _MASK32)
+    state = _mix32((users * 0x2C1B3C6D + base) & _MASK32)
+    return _mix32((state + draws * 0x297A2D39) & _MASK32)
+
+
+def _mix32(x: Any) -> Any:
+    # Two xor-shift-multiply rounds on 32-bit values held in int64; the
+    # multiplier is < 2**27, so no product overflows.
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    return (x >> 16) ^ x
+
+
+def sampled_negatives(
+    index: ExclusionIndex, rows: Any, users: Any, k: int, seed: int, which: str
+) -> Any:
+    """``k`` negatives per row, uniform over the items not excluded for that row.
+
+    Parameters
+    ----------
+    index : ExclusionIndex
+        Excluded items per row (history and target).
+    rows : array (B,)
+        Rows of ``index`` to draw for.
+    users : array (B,)
+        Global user index of each row (keys the hash, so a user's draw never
+        depends on the batch).
+    k, seed : int
+        Negatives per user and seed.
+    which : {"valid", "test"}
+        The split, so validation and test draw different negatives.
+    """
+    if _is_torch(rows):
+        import torch
+
+        draws = torch.arange(k, device=rows.device, dtype=torch.int64)
+    else:
+        draws = np.arange(k, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        users = np.asarray(users, dtype=np.int64)
+    bits = hash_bits(seed, _SPLIT_TAG[_split(which)], users[:, None], draws[None, :])
+    return index.draw(rows[:, None], bits, 32)
+
+
+# ============================================================ device evaluator
+@dataclass
+class RankingTask:
+    """One split's evaluation inputs, laid out on the device.
+
+    Build with :func:`ranking_task`.
+    """
+
+    which: str
+    inputs: Any  # (users, max_len) left-padded item ids
+    lengths: np.ndarray  # real input length per user (host copy)
+    targets: Any  # (users,)
+    users: Any  # (users,) global user index
+    history_offsets: np.ndarray  # host CSR offsets of the masked history
+    history_rows: Any  # task row of each history token
+    history_items: Any
+    exclusion: ExclusionIndex | None  # history and target, for the sampled protocol
+    n_items: int
+
+    @property
+    def n_users(self) -> int:
+        return len(self.lengths)
+
+
+def ranking_task(
+    split: LeaveOneOut,
+    which: str,
+    max_len: int,
+    device: Any = "cpu",
+    protocol: str = "full",
+    n_items: int | None = None,
+) -> RankingTask:
+    """Put the inputs, targets and masks of split ``which`` on ``device``.
+
+    Examples
+    --------
+    >>> split = leave_one_out(Sequences.from_lists([[1, 2, 3, 4]]))
+    >>> ranking_task(split, "test", max_len=2).inputs.tolist()
+    [[2, 3]]
+    """
+    import torch
+
+    which, protocol = _split(which), _protocol(protocol)
+    n_items = split.seqs.n_items if n_items is None else n_items
+    prefix = split.prefix(which)
+    targets = split.targets(which)
+    n = len(targets)
+    rows = np.repeat(np.arange(n, dtype=np.int64), prefix.lengths)
+    exclusion = None
+    if protocol == "sampled":
+        exclusion = ExclusionIndex.build(
+            np.concatenate([rows, np.arange(n)]),
+            np.concatenate([prefix.items, targets]),
+            n_rows=n,
+            n_items=n_items,
+        ).to(device)
+    tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.int64, device=device)  # noqa: E731
+    return RankingTask(
+        which=which,
+        inputs=tensor(left_pad(prefix, max_len)),
+        lengths=np.minimum(prefix.lengths, max_len),
+        targets=tensor(targets),
+        users=tensor(split.eval_users),
+        history_offsets=prefix.offsets.copy(),
+        history_rows=tensor(rows),
+        history_items=tensor(prefix.items),
+        exclusion=exclusion,
+        n_items=n_items,
+    )
+
+
+def rank_targets(
+    score_fn: Callable[[Any], Any],
+    task: RankingTask,
+    protocol: str = "full",
+    eval_negatives: int | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+    trim: bool = False,
+) -> Any:
+    """Rank every target of ``task``, in batches on the task's device.
+
+    Parameters
+    ----------
+    score_fn : callable
+        Maps left-padded inputs (B, L) to scores (B, n_items + 1).
+    trim : bool
+        Drop the all-padding left columns of each batch first (saves work on CPU;
+        the models' outputs do not depend on left padding).
+
+    Returns
+    -------
+    torch.Tensor
+        int64 ranks (users,), on the task's device.
+    """
+    import torch
+
+    protocol = _protocol(protocol)
+    if protocol == "sampled":
+        if eval_negatives is None or eval_negatives < 1:
+            raise ValueError(f"the sampled protocol needs eval_negatives >= 1, got {eval_negatives}")
+        if task.exclusion is None:
+            raise ValueError("this task was built for the full protocol; build it with protocol='sampled'")
+    ranks = []
+    for start in range(0, task.n_users, batch_size):
+        stop = min(start + batch_size, task.n_users)
+        inputs = task.inputs[start:stop]
+        if trim:
+            inputs = inputs[:, -max(1, int(task.lengths[start:stop].max())) :]
+        scores = score_fn(inputs).float()
+        scores = torch.nan_to_num(scores, nan=-torch.inf)
+        targets = task.targets[start:stop, None]
+        target_scores = scores.gather(1, targets)
+        if protocol == "full":
+            history = slice(task.history_offsets[start], task.history_offsets[stop])
+            scores[:, 0] = -torch.inf
+            scores[task.history_rows[history] - start, task.history_items[history]] = -torch.inf
+            scores.scatter_(1, targets, target_scores)
+            ranks.append((scores >= target_scores).sum(1) - 1)
+        else:
+            rows = torch.arange(start, stop, device=scores.device)
+            negatives = sampled_negatives(
+                task.exclusion, rows, task.users[start:stop], eval_negatives, seed, task.which
+            )
+            ranks.append((scores.gather(1, negatives) >= target_scores).sum(1))
+    return torch.cat(ranks)
+
+
+def evaluate(
+    model: Any,
+    task: RankingTask,
+    protocol: str = "full",
+    eval_negatives: int | None = None,
+    seed: int = 0,
+    batch_size: int = 1024,
+    autocast_dtype: Any = None,
+) -> dict[str, float]:
+    """Metrics of a trained model on ``task`` (see the module docstring).
+
+    ``model.score_last(inputs)`` must return (B, n_items + 1) scores; the model
+    is put in eval mode for the call and restored afterwards.
+    """
+    import torch
+
+    was_training = model.training
+    model.eval()
+    device = task.inputs.device
+    try:
+        with torch.inference_mode(), torch.autocast(
+            device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+        ):
+            ranks = rank_targets(
+                model.score_last, task, protocol, eval_negatives, seed, batch_size,
+                trim=device.type == "cpu",
+            )
+    finally:
+        model.train(was_training)
+    return metrics_from_ranks(ranks.cpu().numpy())
+
+
+# ===================================================================== helpers
+def _split(which: Any) -> str:
+    if which not in SPLITS:
+        raise ValueError(f"unknown split {which!r}; choose one of {list(SPLITS)}")
+    return which
+
+
+def _protocol(protocol: Any) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
+    return protocol
+
+
+def _check_scores(scores: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-D (users, n_items + 1), got shape {scores.shape}")
+    users, width = scores.shape
+    if targets.shape != (users,):
+        raise ValueError(f"targets must have shape ({users},), got {targets.shape}")
+    if users and (targets.min() < 1 or targets.max() >= width):
+        raise ValueError(f"targets must lie in 1..{width - 1}, got {targets.min()}..{targets.max()}")
+    return users, width
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if _is_torch(x):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _searchsorted(keys: Any, query: Any) -> Any:
+    if _is_torch(keys):
+        import torch
+
+        return torch.searchsorted(keys, query.contiguous(), right=True)
+    return np.searchsorted(keys, query, side="right")
+
+
+def _where(condition: Any, a: Any, b: Any) -> Any:
+    if _is_torch(condition):
+        import torch
+
+        return torch.where(condition, a, b)
+    return np.where(condition, a, b)
+
+
+def _maximum(a: Any, value: int) -> Any:
+    return a.clamp(min=value) if _is_torch(a) else np.maximum(a, value)

@@ -1,0 +1,230 @@
+"""``TrainConfig``: every setting of one training run, checked on construction.
+
+Torch is not imported here, so configs can be built, validated and stored by
+the sweep runner and the law fitter without the training stack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from perflaw.eval import METRIC_NAMES
+from perflaw.train.sizing import MODELS, attention_shape
+
+LOSSES = ("ce", "bce", "sampled_softmax")
+PROTOCOLS = ("full", "sampled")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+# Dropout used when ``dropout=None``: the small public datasets overfit quickly,
+# so every model regularises by default (0.5 is SASRec's published setting).
+DEFAULT_DROPOUT = {"llama": 0.3, "hstu": 0.3, "sasrec": 0.5}
+DEFAULT_SAMPLED_SOFTMAX_NEGATIVES = 100
+DEFAULT_EVAL_NEGATIVES = 100
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run.
+
+    Attributes
+    ----------
+    model : {"llama", "hstu", "sasrec"}
+        Backbone. ``llama`` is the paper's.
+    layers, dim : int
+        Number of blocks and embedding size (any ``dim >= 1``).
+    heads : int or None
+        Attention heads; ``None`` applies :func:`perflaw.train.sizing.pick_heads`.
+    max_len : int
+        Longest input sequence (>= 2); longer histories keep their last items.
+    loss : {"ce", "bce", "sampled_softmax"}
+        Full softmax (default), binary cross-entropy with sampled negatives, or a
+        softmax over the target and ``negatives`` sampled items.
+    negatives : int or None
+        Negatives per position: ``bce`` defaults to 1 (the paper),
+        ``sampled_softmax`` to 100; must stay ``None`` for ``ce``.
+    epochs, batch_size : int
+        Maximum epochs (early stopping may end sooner) and training windows per step.
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay (matrices only).
+    warmup_steps : int
+        Linear warm-up steps before the cosine decay.
+    min_lr_ratio : float
+        Final learning rate of the cosine schedule, relative to ``lr``.
+    grad_clip : float or None
+        Global gradient-norm clip; ``None`` disables it.
+    dropout : float or None
+        Dropout probability; ``None`` uses the model's default (``DEFAULT_DROPOUT``).
+    seed : int
+        Seeds initialisation, batch order, dropout and negatives.
+    device : str
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    protocol : {"full", "sampled"}
+        Evaluation over the whole catalogue, or against ``eval_negatives`` sampled items.
+    eval_negatives : int or None
+        Sampled-protocol negatives (2499 reproduces the paper, 100 the SASRec paper;
+        default 100). Must stay ``None`` for ``full``.
+    patience : int or None
+        Stop after this many evaluations without improvement; ``None`` never stops early.
+    valid_metric : str
+        Metric that picks the best epoch, e.g. ``"ndcg@10"``.
+    eval_every : int
+        Evaluate on the validation targets every this many epochs.
+    eval_batch_size : int
+        Users per evaluation batch.
+    compile : bool
+        Wrap the model in ``torch.compile``.
+    precision : {"auto", "bf16", "fp32"}
+        ``auto`` is bf16 autocast on CUDA and fp32 elsewhere.
+    n_items : int or None
+        Size of the item table; ``None`` uses the data's catalogue size.
+
+    Examples
+    --------
+    >>> TrainConfig(model="sasrec", dim=50).resolved_heads
+    2
+    >>> TrainConfig(loss="bce").resolved_negatives
+    1
+    """
+
+    model: str = "llama"
+    layers: int = 2
+    dim: int = 64
+    heads: int | None = None
+    max_len: int = 50
+    loss: str = "ce"
+    negatives: int | None = None
+    epochs: int = 200
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+    dropout: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    protocol: str = "full"
+    eval_negatives: int | None = None
+    patience: int | None = 10
+    valid_metric: str = "ndcg@10"
+    eval_every: int = 1
+    eval_batch_size: int = 1024
+    compile: bool = False
+    precision: str = "auto"
+    n_items: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice(self.model, "model", MODELS)
+        _choice(self.loss, "loss", LOSSES)
+        _choice(self.protocol, "protocol", PROTOCOLS)
+        _choice(self.precision, "precision", PRECISIONS)
+        _choice(self.valid_metric, "valid_metric", METRIC_NAMES)
+        for name, minimum in [
+            ("layers", 1), ("dim", 1), ("max_len", 2), ("epochs", 1), ("batch_size", 1),
+            ("warmup_steps", 0), ("seed", 0), ("eval_every", 1), ("eval_batch_size", 1),
+        ]:
+            _int(getattr(self, name), name, minimum)
+        for name in ("heads", "patience", "n_items", "negatives", "eval_negatives"):
+            if getattr(self, name) is not None:
+                _int(getattr(self, name), name, 1)
+        attention_shape(self.model, self.dim, self.heads)  # raises for a bad head count
+        _number(self.lr, "lr", low=0.0, low_open=True)
+        _number(self.weight_decay, "weight_decay", low=0.0)
+        _number(self.min_lr_ratio, "min_lr_ratio", low=0.0, high=1.0)
+        if self.grad_clip is not None:
+            _number(self.grad_clip, "grad_clip", low=0.0, low_open=True)
+        if self.dropout is not None:
+            _number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
+        if self.loss == "ce" and self.negatives is not None:
+            raise ValueError(
+                f"negatives={self.negatives} has no meaning for loss='ce' (a full softmax); "
+                "use loss='sampled_softmax' or leave negatives unset"
+            )
+        if self.protocol == "full" and self.eval_negatives is not None:
+            raise ValueError(
+                f"eval_negatives={self.eval_negatives} needs protocol='sampled'; "
+                "the 'full' protocol ranks the whole catalogue"
+            )
+        if not isinstance(self.device, str) or not self.device:
+            raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile must be True or False, got {self.compile!r}")
+
+    # ------------------------------------------------------------ resolved
+    @property
+    def resolved_heads(self) -> int:
+        """The head count actually used (automatic when ``heads`` is None)."""
+        return attention_shape(self.model, self.dim, self.heads).heads
+
+    @property
+    def resolved_negatives(self) -> int | None:
+        """Negatives per position actually used (None for ``ce``)."""
+        if self.loss == "ce":
+            return None
+        if self.negatives is not None:
+            return self.negatives
+        return 1 if self.loss == "bce" else DEFAULT_SAMPLED_SOFTMAX_NEGATIVES
+
+    @property
+    def resolved_eval_negatives(self) -> int | None:
+        """Evaluation negatives actually used (None for the ``full`` protocol)."""
+        if self.protocol == "full":
+            return None
+        return self.eval_negatives if self.eval_negatives is not None else DEFAULT_EVAL_NEGATIVES
+
+    @property
+    def resolved_dropout(self) -> float:
+        """Dropout probability actually used."""
+        return self.dropout if self.dropout is not None else DEFAULT_DROPOUT[self.model]
+
+    # ------------------------------------------------------------- storage
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as a plain dict (JSON-ready).
+
+        Examples
+        --------
+        >>> TrainConfig.from_dict(TrainConfig(dim=32).to_dict()) == TrainConfig(dim=32)
+        True
+        """
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from :meth:`to_dict` output; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
+        return cls(**values)
+
+
+def _choice(value: Any, name: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {list(options)}")
+
+
+def _int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _number(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
