@@ -113,8 +113,9 @@ def test_pairs_round_trip(tmp_path, rows):
     path.write_text("".join(f"{u} {i}\n" for u, i in rows))
     seqs = read_sequences(path, format="pairs")
     assert pairs_of(seqs) == ref_grouped(rows, "first")
-    # streaming gives the same users and sequences, in small batches
+    # streaming gives the same users and sequences, in small batches or in one
     assert streamed(path, format="pairs", batch_rows=7) == dict(ref_grouped(rows))
+    assert streamed(path, format="pairs") == dict(ref_grouped(rows))
 
 
 def test_auto_tells_pairs_from_sasrec(tmp_path):
@@ -650,3 +651,78 @@ def test_dense_ids_match_numpy_unique(values):
     expected_distinct, inverse = np.unique(array, return_inverse=True)
     assert distinct.tolist() == expected_distinct.tolist()
     assert dense.tolist() == (inverse.reshape(-1) + 1).tolist()
+
+
+# ============================================================ less common paths
+def test_inter_integer_tokens_that_are_not_canonical_stay_text(tmp_path):
+    path = tmp_path / "c.inter"
+    path.write_text("user_id:token\titem_id:token\n1\t007\n1\t7\n")
+    assert pairs_of(read_sequences(path)) == [(1, ["007", "7"])]
+    assert pairs_of(read_sequences(path, ids="int")) == [(1, [7, 7])]
+
+
+def test_inter_field_types_are_checked(tmp_path):
+    path = tmp_path / "t.inter"
+    path.write_text("user_id:float\titem_id:token\n1.0\t2\n")
+    with pytest.raises(TypeError, match=r"user field 'user_id' has RecBole type float; expected token"):
+        read_sequences(path)
+    path.write_text("user_id:token\titem_id:token\ttimestamp:token\n1\t2\tx\n")
+    with pytest.raises(TypeError, match=r"timestamp field 'timestamp' has type token; expected float"):
+        read_sequences(path)
+
+
+def test_ids_as_text_from_typed_sources(tmp_path):
+    parquet = tmp_path / "i.parquet"
+    pq.write_table(pa.table({"user": [1, 1], "item": [5, 6]}), parquet)
+    assert pairs_of(read_sequences(parquet, ids="str")) == [("1", ["5", "6"])]
+    ratings = tmp_path / "ratings.dat"
+    ratings.write_text("1::5::3::20\n1::6::3::10\n")
+    assert pairs_of(read_sequences(ratings, ids="str")) == [("1", ["6", "5"])]
+
+
+def test_nan_timestamps_in_parquet(tmp_path):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"user": [1, 1], "item": [5, 6], "t": [1.0, float("nan")]}), path)
+    with pytest.raises(ValueError, match=r"timestamp column 't' is NaN in row 2"):
+        read_sequences(path, timestamp="t")
+
+
+def test_csv_timestamp_type_change_in_a_later_block(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("user,item,t\n" + "".join(f"{u},{u},{u}\n" for u in range(30_000)) + "1,1,later\n")
+    with pytest.raises(ValueError, match=r"conversion error to int64.*inferred from the first rows"):
+        list(iter_batches(path, timestamp="t", batch_rows=1000, grouped=True))
+
+
+def test_text_without_final_newline_and_with_a_long_line(tmp_path):
+    long_line = "1 " + " ".join(str(i) for i in range(3000))  # longer than a 4 KiB chunk
+    text = long_line + "\n2 7 8\n3 9"
+    path = tmp_path / "s.txt"
+    path.write_text(text)
+    expected = dict(ref_sasrec(text))
+    assert dict(pairs_of(read_sequences(path))) == expected
+    assert streamed(path, batch_rows=1) == expected
+
+
+def test_invalid_utf8_in_text_ids(tmp_path):
+    path = tmp_path / "u.txt"
+    path.write_bytes(b"a b\nc \xff\xfe\n")
+    with pytest.raises(ValueError, match="not valid UTF-8"):
+        read_sequences(path, format="sasrec", ids="str")
+
+
+def test_more_bad_arguments(tmp_path):
+    path = tmp_path / "s.txt"
+    path.write_text("1 2 3\n")
+    with pytest.raises(TypeError, match="timestamp must be"):
+        read_sequences(path, timestamp=5)
+    with pytest.raises(TypeError, match="sep must be"):
+        read_sequences(path, sep="")
+    with pytest.raises(TypeError, match="batch_rows must be an integer"):
+        iter_batches(path, batch_rows=1.5)
+    with pytest.raises(ValueError, match="tmp_dir"):
+        iter_batches(path, tmp_dir=tmp_path / "missing")
+    csv = tmp_path / "c.csv"
+    csv.write_text("user,item\n1,2\n")
+    with pytest.raises(ValueError, match="csv sep must be a single character"):
+        read_sequences(csv, sep="::")

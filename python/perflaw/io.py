@@ -194,9 +194,11 @@ def iter_batches(
         Show a tqdm bar with an ETA on stderr (by bytes for text, by rows for Parquet).
     grouped : bool, optional
         ``None`` (default): check first, in one cheap pass over the user
-        column, whether each user's rows are contiguous. ``True``: assume they
-        are (skips that pass; a violation raises ValueError). ``False``: always
-        group externally.
+        column, whether each user's rows are contiguous (skipped for a file
+        that :func:`count_rows_hint` puts under half a batch: it is read
+        whole). ``True``: assume they are (skips that pass; a violation raises
+        ValueError). ``False``: always group externally. Ignored for sasrec,
+        whose lines are whole users.
     tmp_dir : path-like, optional
         Where the external grouping writes its partitions (default: the system
         temporary folder).
@@ -300,15 +302,7 @@ def count_rows_hint(path: str | os.PathLike[str], format: str = "auto") -> int:
     if fmt == "parquet":
         return _open_parquet(path).metadata.num_rows
     sample, raw_read, complete = _sample_with_position(path)
-    lines = [line for line in sample.split(b"\n") if line.strip()]
-    if fmt == "sasrec":
-        rows = sum(len(line.split()) for line in lines) - len(lines)
-    elif fmt in ("csv", "inter"):
-        rows = len(lines) - 1
-    elif fmt == "movielens" and lines and not lines[0][:1].isdigit():
-        rows = len(lines) - 1  # a header line
-    else:
-        rows = len(lines)
+    rows = _rows_in_text(sample, fmt)
     if complete or raw_read == 0:
         return max(rows, 0)
     return max(0, round(rows * os.path.getsize(path) / raw_read))
@@ -645,14 +639,21 @@ def _sample_text(path: Path) -> bytes:
     return _sample_with_position(path)[0]
 
 
+def _rows_in_text(data: bytes, fmt: str) -> int:
+    """Interactions in a block of whole lines of a text format."""
+    fields, _ = _fields_per_line(data)
+    if fmt == "sasrec":
+        return int(fields.sum()) - len(fields)
+    header = fmt in ("csv", "inter") or (fmt == "movielens" and not data.lstrip()[:1].isdigit())
+    return max(0, len(fields) - int(header and len(fields) > 0))
+
+
 def _chunk_bytes_for(path: Path, fmt: str, chunk_rows: int | None) -> int | None:
     """Bytes per chunk so that a chunk holds about ``chunk_rows`` rows."""
     if chunk_rows is None:
         return None
-    sample, _, _ = _sample_with_position(path)
-    lines = [line for line in sample.split(b"\n") if line.strip()]
-    rows = max(1, len(lines) if fmt != "sasrec" else sum(len(line.split()) - 1 for line in lines))
-    bytes_per_row = max(1.0, len(sample) / rows)
+    sample = _sample_text(path)
+    bytes_per_row = max(1.0, len(sample) / max(1, _rows_in_text(sample, fmt)))
     return int(min(_MAX_CHUNK_BYTES, max(_MIN_CHUNK_BYTES, chunk_rows * bytes_per_row)))
 
 
@@ -1523,14 +1524,17 @@ def _iter_batches(
     spec: _Spec, batch_rows: int, progress: bool, grouped: bool | None, tmp_dir: Any
 ) -> Iterator[Sequences]:
     total_rows = None
-    if grouped is None and spec.format != "sasrec":  # sasrec: one line per user
-        grouped, total_rows = _scan_contiguity(spec, batch_rows, progress)
-    if spec.format == "sasrec":
+    if grouped is None and spec.format != "sasrec" and count_rows_hint(spec.path, spec.format) <= batch_rows // 2:
+        batches: Iterator[_Rows] = _one_batch(spec, progress)  # small: no need to check the order
+    elif spec.format == "sasrec":  # one line per user: whole users in every chunk
         batches = _whole_user_chunks(spec, batch_rows, progress)
-    elif grouped:
-        batches = _contiguous_batches(spec, batch_rows, progress)
     else:
-        batches = _external_batches(spec, batch_rows, progress, total_rows, tmp_dir)
+        if grouped is None:
+            grouped, total_rows = _scan_contiguity(spec, batch_rows, progress)
+        if grouped:
+            batches = _contiguous_batches(spec, batch_rows, progress)
+        else:
+            batches = _external_batches(spec, batch_rows, progress, total_rows, tmp_dir)
     produced = False
     for rows in batches:
         if len(rows):
@@ -1559,6 +1563,12 @@ def _scan_contiguity(spec: _Spec, batch_rows: int, progress: bool) -> tuple[bool
                 if check.add(rows.users) >= 0:
                     return False, None
     return True, check.rows
+
+
+def _one_batch(spec: _Spec, progress: bool) -> Iterator[_Rows]:
+    """A file that fits in one batch, read whole."""
+    with _progress_bar(spec, progress, "reading") as bar:
+        yield _Rows.concat(list(_row_chunks(spec, None, "all", bar.update)))
 
 
 def _whole_user_chunks(spec: _Spec, batch_rows: int, progress: bool) -> Iterator[_Rows]:
