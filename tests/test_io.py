@@ -280,6 +280,13 @@ def test_parquet_types(tmp_path):
     assert seqs.fingerprint() == Sequences.from_table(pd.read_parquet(path), user="u", item="i", timestamp="t").fingerprint()
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string(), pa.string_view()])
+def test_parquet_string_types(tmp_path, kind):
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"user": pa.array(["b", "a", "b"], kind), "item": pa.array(["x", "y", "z"], kind)}), path)
+    assert pairs_of(read_sequences(path)) == [("a", ["y"]), ("b", ["x", "z"])]
+
+
 def test_parquet_detected_by_magic_bytes(tmp_path):
     path = tmp_path / "no_suffix"
     pq.write_table(pa.table({"user": [1, 1], "item": [2, 3]}), path)
@@ -726,3 +733,20 @@ def test_more_bad_arguments(tmp_path):
     csv.write_text("user,item\n1,2\n")
     with pytest.raises(ValueError, match="csv sep must be a single character"):
         read_sequences(csv, sep="::")
+
+
+def test_corrupt_compressed_text(tmp_path, beauty_path):
+    path = tmp_path / "beauty.txt.gz"
+    data = gzip.compress(beauty_path.read_bytes())
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="could not be decompressed"):
+        read_sequences(path)
+    with pytest.raises(ValueError, match="could not be decompressed"):
+        list(iter_batches(path, batch_rows=10_000))
+
+
+def test_parquet_id_column_of_another_type(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"user": pa.array([1, 2], pa.date32()), "item": [1, 2]}), path)
+    with pytest.raises(TypeError, match=r"user column 'user' has type date32\[day\]; ids must be integers or strings"):
+        read_sequences(path)

@@ -999,6 +999,8 @@ def _arrow_ids(
         column = column.combine_chunks()
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    if getattr(pa.types, "is_string_view", lambda _: False)(column.type):
+        column = column.cast(pa.string())
     if column.null_count:
         row = first_row + _first_true(column.is_null())
         raise ValueError(f"{where}: {role} column {name!r} has a missing value in row {row}")
