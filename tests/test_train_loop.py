@@ -245,3 +245,39 @@ def test_perflaw_train_is_callable_from_the_package():
 
     result = perflaw.train(random_data(), perflaw.TrainConfig(**tiny(epochs=1).to_dict()), progress=False)
     assert result.epochs_run == 1
+
+
+# ------------------------------------------------- the GPU code path, on the CPU
+@pytest.mark.parametrize("loss", ["ce", "bce", "sampled_softmax"])
+def test_padding_weighted_loss_equals_loss_on_real_positions(loss):
+    from perflaw.train.losses import next_item_loss
+
+    torch.manual_seed(0)
+    hidden = torch.randn(4, 6, 8)
+    targets = torch.randint(1, 20, (4, 6))
+    valid = torch.rand(4, 6) > 0.4
+    targets[~valid] = 0
+    table = torch.randn(20, 8)
+    negatives = torch.randint(1, 20, (4, 6, 3)) if loss != "ce" else None
+    compact = next_item_loss(loss, hidden[valid], targets[valid], table,
+                             None if negatives is None else negatives[valid])
+    weighted = next_item_loss(loss, hidden.flatten(0, 1), targets.flatten(), table,
+                              None if negatives is None else negatives.flatten(0, 1), valid.flatten().float())
+    torch.testing.assert_close(compact, weighted)
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_fixed_shape_path_trains(monkeypatch, loss):
+    from perflaw.train import loop
+
+    monkeypatch.setattr(loop, "fixed_shapes", lambda device: True)
+    result = train(cycle_data(), tiny(loss=loss, epochs=8, lr=1e-2, dropout=0.0), progress=False)
+    losses = [entry["loss"] for entry in result.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_bf16_autocast_trains_on_cpu():
+    result = train(cycle_data(), tiny(precision="bf16", epochs=8, lr=1e-2, dropout=0.0), progress=False)
+    assert result.precision == "bf16"
+    losses = [entry["loss"] for entry in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.8 * losses[0]

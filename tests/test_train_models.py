@@ -120,3 +120,13 @@ def test_llama_residual_projections_have_depth_scaled_init():
     assert block.down.weight.std().item() == pytest.approx(0.02 / 4, rel=0.05)  # 0.02 / sqrt(2 * 8)
     assert not any(n.endswith("bias") for n, _ in built.named_parameters())
     assert built.item_table() is built.item_embedding.weight  # tied output layer
+
+
+def test_scores_stay_float32_under_bf16_autocast():
+    built = make("llama")
+    items = torch.tensor([[0, 1, 2, 3]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = built.score_last(items)
+    assert scores.dtype == torch.float32
+    # a bf16 product would round scores to ~3 significant digits and create ties
+    assert len(torch.unique(scores[0, 1:])) == 30

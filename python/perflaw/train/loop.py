@@ -149,6 +149,11 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[Seque
 
 
 # ===================================================================== helpers
+def fixed_shapes(device: torch.device) -> bool:
+    """Whether training batches keep a fixed shape (GPU) or are trimmed and compacted (CPU)."""
+    return device.type == "cuda"
+
+
 def _table_size(seqs: Sequences, config: TrainConfig) -> int:
     if seqs.n_users == 0 or seqs.tokens == 0:
         raise ValueError(f"the data is empty: {seqs!r}")
@@ -214,7 +219,9 @@ class _Run:
         self.fingerprint = seqs.fingerprint()
         self.model = _build(config, n_items).to(device)
         self.forward = torch.compile(self.model) if config.compile else self.model
-        self.compact = device.type != "cuda"  # CPU: skip padding positions (syncs are free there)
+        # CPU: skip padding positions and trim batches (host syncs cost nothing there);
+        # GPU: fixed shapes and no host sync per step.
+        self.compact = not fixed_shapes(device)
         self.data = build_train_data(split.train, config.max_len, n_items, device, config.loss != "ce")
         self.eval_users = len(split.eval_users)
         self.tasks: dict[str, RankingTask] = {

@@ -50,7 +50,8 @@ class SequentialRecommender(nn.Module):
         The final product runs in float32, so bf16 rounding does not create ties.
         """
         last = self(items)[:, -1, :]
-        return last.float() @ self.item_table().float().T
+        with torch.autocast(device_type=last.device.type, enabled=False):  # autocast would recast to bf16
+            return last.float() @ self.item_table().float().T
 
     def _check_input(self, items: torch.Tensor) -> None:
         if items.dim() != 2:
