@@ -346,24 +346,20 @@ def test_index_out_of_range():
 
 
 # --------------------------------------------------- known bugs (see report)
-@pytest.mark.xfail(strict=True, reason="select([]) indexes with a float array: IndexError")
 def test_select_empty_list():
     assert Sequences.from_lists([[1], [2]]).select([]).n_users == 0
 
 
-@pytest.mark.xfail(strict=True, reason="kcore keeps users that were empty when no token is removed")
 def test_kcore_drops_empty_users():
     assert Sequences.from_lists([[1, 1], []]).kcore(2).n_users == 1
 
 
-@pytest.mark.xfail(strict=True, reason="from_arrays makes the caller's own arrays read-only")
 def test_from_arrays_leaves_caller_arrays_writeable():
     offsets = np.array([0, 2], dtype=np.int64)
     Sequences.from_arrays(offsets, np.array([4, 5]))
     assert offsets.flags.writeable
 
 
-@pytest.mark.xfail(strict=True, reason="ids below -2**63 raise OverflowError, not ValueError")
 def test_huge_negative_id_is_a_value_error():
     with pytest.raises(ValueError):
         Sequences.from_lists([[-(2**70)]])
@@ -378,24 +374,20 @@ def test_fingerprint_depends_on_raw_ids_not_on_unused_vocabulary():
     assert Sequences.from_lists([[7]]).fingerprint() != Sequences.from_lists([["7"]]).fingerprint()
 
 
-@pytest.mark.xfail(strict=True, reason="missing ids (nulls) are reported as a float64 dtype")
 def test_null_ids_are_named_as_missing():
     with pytest.raises((ValueError, TypeError), match="missing|null|NA"):
         Sequences.from_table(pa.table({"user": [1, 2], "item": [3, None]}))
 
 
-@pytest.mark.xfail(strict=True, reason="an empty table is reported as a float64 dtype, not as empty")
 def test_empty_table_is_named_empty():
     with pytest.raises(ValueError, match="no rows"):
         Sequences.from_table({"user": [], "item": []})
 
 
-@pytest.mark.xfail(strict=True, reason="pandas columns with non-string labels are not found")
 def test_pandas_integer_column_labels():
     Sequences.from_table(pd.DataFrame({0: [1], 1: [2]}), user=0, item=1)
 
 
-@pytest.mark.xfail(strict=True, reason="time-zone aware pandas timestamps are rejected as object dtype")
 def test_pandas_tz_aware_timestamps():
     frame = pd.DataFrame({"user": [1, 1], "item": [2, 3], "t": pd.to_datetime([2, 1], unit="s", utc=True)})
     assert Sequences.from_table(frame, timestamp="t").to_lists(original_ids=True) == [[3, 2]]

@@ -20,6 +20,8 @@ except Exception:  # pragma: no cover - running from a source tree
 _EXPORTS = {
     "Sequences": "perflaw.sequences",
     "read_sequences": "perflaw.io",
+    "iter_batches": "perflaw.io",
+    "detect_format": "perflaw.io",
     "apen": "perflaw.quality",
     "data_quality": "perflaw.quality",
     "DataQuality": "perflaw.quality",

@@ -63,8 +63,11 @@ class Sequences:
                 f"dense item indices must lie in 1..{len(self.item_vocab)}, "
                 f"got range {self.items.min()}..{self.items.max()}"
             )
-        for array in (self.offsets, self.items, self.user_ids, self.item_vocab):
-            array.setflags(write=False)
+        # Freeze read-only views, so the caller's own arrays stay writeable.
+        for name in ("offsets", "items", "user_ids", "item_vocab"):
+            view = getattr(self, name).view()
+            view.setflags(write=False)
+            object.__setattr__(self, name, view)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -181,10 +184,10 @@ class Sequences:
         [[6], [7, 5]]
         """
         columns = _columns(table, [user, item] + ([timestamp] if timestamp else []))
+        if len(columns[user]) == 0:
+            raise ValueError("the table has no rows")
         users = _raw_ids(columns[user], "user")
         items = _raw_ids(columns[item], "item")
-        if len(users) == 0:
-            raise ValueError("the table has no rows")
         user_vocab, user_index = np.unique(users, return_inverse=True)
         user_index = user_index.reshape(-1)
         if timestamp:
@@ -206,7 +209,10 @@ class Sequences:
         >>> Sequences.from_lists([[1], [2, 3], [4]]).select([2, 0]).lengths.tolist()
         [1, 1]
         """
-        index = np.arange(self.n_users)[np.asarray(users)]
+        users = np.asarray(users)
+        if users.size == 0:
+            users = users.astype(np.int64)  # [] would otherwise be a float index
+        index = np.arange(self.n_users)[users]
         lengths = self.lengths[index]
         offsets = np.zeros(len(index) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -253,7 +259,7 @@ class Sequences:
             kept_per_user = np.bincount(user_of_token[keep_item], minlength=seqs.n_users)
             keep_user = kept_per_user >= k
             keep_token = keep_item & keep_user[user_of_token]
-            if keep_token.all():
+            if keep_token.all() and keep_user.all():
                 return seqs._relabel_items()
             offsets = np.zeros(int(keep_user.sum()) + 1, dtype=np.int64)
             np.cumsum(kept_per_user[keep_user], out=offsets[1:])
@@ -368,6 +374,8 @@ def _as_int64(values: Any, name: str) -> np.ndarray:
 
 def _raw_ids(values: Any, what: str) -> np.ndarray:
     """Raw ids as an int64 array (non-negative, < 2**63) or a string array."""
+    if isinstance(values, list) and any(v is None for v in values):
+        raise ValueError(f"{what} ids hold missing values (None/null)")
     if isinstance(values, list):
         if values and all(isinstance(v, str) for v in values):
             return np.asarray(values, dtype=str)
@@ -376,6 +384,8 @@ def _raw_ids(values: Any, what: str) -> np.ndarray:
             raise TypeError(f"{what} ids must be integers or strings, got {bad!r} ({type(bad).__name__})")
         if values and (max(values) > MAX_RAW_ID):
             raise ValueError(f"{what} id {max(values)} is too large: ids must be < 2**63")
+        if values and min(values) < 0:
+            raise ValueError(f"{what} ids must be non-negative, got {min(values)}")
         values = np.asarray(values, dtype=np.int64) if values else np.zeros(0, dtype=np.int64)
     array = np.asarray(values)
     if array.ndim != 1:
@@ -384,6 +394,8 @@ def _raw_ids(values: Any, what: str) -> np.ndarray:
         return array.astype(str)
     if array.dtype == object:
         return _raw_ids(array.tolist(), what)
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        raise ValueError(f"{what} ids hold missing values (NaN/null)")
     if array.dtype.kind == "b" or array.dtype.kind not in "iu":
         raise TypeError(f"{what} ids must be integers or strings, got dtype {array.dtype}")
     if array.size and array.dtype.kind == "u" and array.max() > MAX_RAW_ID:
@@ -414,16 +426,33 @@ def _columns(table: Any, names: list[str]) -> dict[str, np.ndarray]:
         getter = lambda name: np.asarray(table[name])  # noqa: E731
     elif hasattr(table, "column_names") and hasattr(table, "column"):  # pyarrow
         available = list(table.column_names)
-        getter = lambda name: table.column(name).to_numpy()  # noqa: E731
+        getter = lambda name: _arrow_column(table.column(name), name)  # noqa: E731
     elif hasattr(table, "columns") and hasattr(table, "__getitem__"):  # pandas, polars
-        available = [str(c) for c in table.columns]
-        getter = lambda name: np.asarray(table[name].to_numpy())  # noqa: E731
+        available = list(table.columns)
+        getter = lambda name: _frame_column(table[name], name)  # noqa: E731
     else:
         raise TypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
     missing = [name for name in names if name not in available]
     if missing:
         raise ValueError(f"missing column(s) {missing}; the table has {available}")
     return {name: getter(name) for name in names}
+
+
+def _arrow_column(column: Any, name: Any) -> np.ndarray:
+    if column.null_count:
+        raise ValueError(f"column {name!r} holds {column.null_count} missing values (nulls)")
+    return column.to_numpy()
+
+
+def _frame_column(column: Any, name: Any) -> np.ndarray:
+    """A pandas or polars column as numpy, refusing missing values and keeping time zones as UTC."""
+    nulls = column.isna().sum() if hasattr(column, "isna") else column.null_count()
+    if nulls:
+        raise ValueError(f"column {name!r} holds {int(nulls)} missing values (nulls)")
+    dtype = getattr(column, "dtype", None)
+    if getattr(dtype, "tz", None) is not None:  # pandas time-zone-aware datetimes
+        return column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    return np.asarray(column.to_numpy())
 
 
 def _positive_int(value: Any, name: str, allow_zero: bool = False) -> int:

@@ -1,0 +1,644 @@
+"""Sweeps: a spec → one training run per configuration → a results store the fitter reads.
+
+A spec is the product of datasets (files or synth settings), data variants
+(fractions of users, max lengths), a model grid (model × layers × dims) and
+seeds, with one set of training settings. For each data variant the data
+measure D′ is computed once with the Rust core; then every run trains and is
+recorded in a SQLite store (one transaction per run), keyed by a hash of its
+full configuration and the data's fingerprint. Re-running a spec skips the
+finished runs, so a crash or ``kill -9`` loses at most the run in flight and
+never duplicates one; a run that fails is recorded with its error and the
+sweep goes on. Specs are checked completely before anything trains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sqlite3
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from perflaw.sequences import Sequences
+
+STORE_NAME = "results.sqlite"
+STORE_SCHEMA_VERSION = 1
+
+# TrainConfig fields that the grid and the data variant set for each run.
+_GRID_FIELDS = {"model", "layers", "dim", "max_len", "seed"}
+
+
+# ===================================================================== spec
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: a file (``path``) or a synthetic setting (``synth``).
+
+    ``synth`` holds :class:`perflaw.synth.SynthConfig` fields, plus optionally
+    ``level`` ("low", "medium", "high") to start from a preset.
+    """
+
+    name: str
+    path: str | None = None
+    format: str = "auto"
+    synth: Mapping[str, Any] | None = None
+    read_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        if self.synth is not None:
+            return {"name": self.name, "synth": dict(self.synth)}
+        return {"name": self.name, "path": self.path, "format": self.format, **dict(self.read_options)}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to train: datasets × fractions × max_lens × models × layers × dims × seeds.
+
+    ``train`` holds any other :class:`perflaw.TrainConfig` fields (loss,
+    protocol, epochs, lr, device, ...), shared by every run.
+    """
+
+    name: str
+    datasets: tuple[DatasetSpec, ...]
+    layers: tuple[int, ...]
+    dims: tuple[int, ...]
+    models: tuple[str, ...] = ("llama",)
+    fractions: tuple[float, ...] = (1.0,)
+    max_lens: tuple[int, ...] = (50,)
+    seeds: tuple[int, ...] = (0,)
+    train: Mapping[str, Any] = field(default_factory=dict)
+    quality_m: int = 2
+    data_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["datasets"] = [d.describe() for d in self.datasets]
+        return out
+
+
+@dataclass(frozen=True)
+class DataVariant:
+    dataset: DatasetSpec
+    fraction: float
+    max_len: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset.name} frac={self.fraction:g} max_len={self.max_len}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    variant: DataVariant
+    config: Any  # TrainConfig
+
+
+_SPEC_KEYS = {"name", "datasets", "data", "grid", "seeds", "train", "quality"}
+_DATA_KEYS = {"fractions", "max_len", "seed"}
+_GRID_KEYS = {"model", "layers", "dim"}
+_DATASET_KEYS = {"name", "path", "format", "synth", "user", "item", "timestamp", "sep"}
+_QUALITY_KEYS = {"m"}
+
+
+def load_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | None = None) -> SweepSpec:
+    """A checked :class:`SweepSpec` from a TOML file or a dict of the same shape.
+
+    Relative dataset paths are resolved against the TOML file's folder (or
+    ``base_dir``). Unknown keys, empty or impossible grids, bad training
+    settings and missing data files are all rejected here, before anything trains.
+
+    Examples
+    --------
+    >>> spec = load_spec({"name": "tiny", "datasets": [{"name": "s", "synth": {"users": 50}}],
+    ...                   "grid": {"layers": [1], "dim": [8, 16]}, "data": {"max_len": [10]},
+    ...                   "train": {"epochs": 1, "device": "cpu"}})
+    >>> len(expand(spec))
+    2
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"sweep spec {str(path)!r} does not exist")
+        import tomllib
+
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"sweep spec {path} is not valid TOML: {exc}") from None
+        base_dir = path.parent if base_dir is None else base_dir
+    elif isinstance(source, Mapping):
+        raw = dict(source)
+    else:
+        raise TypeError(f"a sweep spec is a TOML path or a dict, got {type(source).__name__}")
+    spec = _parse_spec(raw, Path(base_dir) if base_dir is not None else Path.cwd())
+    expand(spec)  # builds every TrainConfig: impossible settings fail now
+    return spec
+
+
+def _parse_spec(raw: dict[str, Any], base_dir: Path) -> SweepSpec:
+    _no_unknown(raw, _SPEC_KEYS, "the sweep spec")
+    data = _table(raw, "data", _DATA_KEYS)
+    grid = _table(raw, "grid", _GRID_KEYS)
+    quality = _table(raw, "quality", _QUALITY_KEYS)
+    train = dict(_table(raw, "train", None))
+    _check_train_keys(train)
+    datasets = raw.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise ValueError("the sweep spec needs a non-empty list of [[datasets]]")
+    parsed = tuple(_parse_dataset(entry, i, base_dir) for i, entry in enumerate(datasets))
+    names = [d.name for d in parsed]
+    if len(set(names)) != len(names):
+        raise ValueError(f"dataset names must be unique, got {names}")
+    fractions = _grid_values(data, "fractions", [1.0], float)
+    for fraction in fractions:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"data.fractions must lie in (0, 1], got {fraction}")
+    return SweepSpec(
+        name=str(raw.get("name", "sweep")),
+        datasets=parsed,
+        layers=_grid_values(grid, "layers", None, int),
+        dims=_grid_values(grid, "dim", None, int),
+        models=_grid_values(grid, "model", ["llama"], str),
+        fractions=fractions,
+        max_lens=_grid_values(data, "max_len", [50], int),
+        seeds=_grid_values(raw, "seeds", [0], int),
+        train=train,
+        quality_m=int(quality.get("m", 2)),
+        data_seed=int(data.get("seed", 0)),
+    )
+
+
+def _no_unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
+
+
+def _table(raw: Mapping[str, Any], key: str, allowed: set[str] | None) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ValueError(f"[{key}] must be a table, got {value!r}")
+    if allowed is not None:
+        _no_unknown(value, allowed, f"[{key}]")
+    return value
+
+
+def _grid_values(table: Mapping[str, Any], key: str, default: list | None, kind: type) -> tuple:
+    if key not in table:
+        if default is None:
+            raise ValueError(f"the sweep spec needs a non-empty list for {key!r}")
+        return tuple(default)
+    values = table[key]
+    if not isinstance(values, list):
+        values = [values]
+    if not values:
+        raise ValueError(f"{key!r} is an empty list: the grid would have no runs")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{key!r} repeats a value: {values}")
+    for value in values:
+        ok = isinstance(value, kind) and not isinstance(value, bool)
+        if kind is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok:
+            raise ValueError(f"{key!r} must hold {kind.__name__} values, got {value!r}")
+    return tuple(kind(v) for v in values)
+
+
+def _check_train_keys(train: Mapping[str, Any]) -> None:
+    from perflaw.train.config import TrainConfig
+
+    allowed = {f.name for f in fields(TrainConfig)} - _GRID_FIELDS
+    overlap = sorted(set(train) & _GRID_FIELDS)
+    if overlap:
+        raise ValueError(f"[train] cannot set {overlap}: they come from [grid], [data] and seeds")
+    _no_unknown(train, allowed, "[train]")
+
+
+def _parse_dataset(entry: Any, index: int, base_dir: Path) -> DatasetSpec:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"datasets[{index}] must be a table, got {entry!r}")
+    _no_unknown(entry, _DATASET_KEYS, f"datasets[{index}]")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"datasets[{index}] needs a non-empty 'name'")
+    has_path, has_synth = "path" in entry, "synth" in entry
+    if has_path == has_synth:
+        raise ValueError(f"dataset {name!r} needs exactly one of 'path' or 'synth'")
+    read_options = {k: entry[k] for k in ("user", "item", "timestamp", "sep") if k in entry}
+    if has_synth:
+        synth = dict(entry["synth"])
+        _synth_config(synth)  # validates now
+        return DatasetSpec(name=name, synth=synth)
+    path = Path(entry["path"]).expanduser()
+    path = path if path.is_absolute() else (base_dir / path)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset {name!r}: data file {str(path)!r} does not exist")
+    return DatasetSpec(name=name, path=str(path.resolve()), format=str(entry.get("format", "auto")),
+                       read_options=read_options)
+
+
+def _synth_config(settings: Mapping[str, Any]):
+    from perflaw import synth
+
+    settings = dict(settings)
+    level = settings.pop("level", None)
+    try:
+        return synth.quality_level(level, **settings) if level else synth.SynthConfig(**settings)
+    except TypeError as exc:
+        raise ValueError(f"bad synth setting: {exc}") from None
+
+
+def expand(spec: SweepSpec) -> list[RunSpec]:
+    """Every run of the spec, data variant by data variant."""
+    from perflaw.train.config import TrainConfig
+
+    runs = []
+    for dataset, fraction, max_len in itertools.product(spec.datasets, spec.fractions, spec.max_lens):
+        variant = DataVariant(dataset, fraction, max_len)
+        for model, layers, dim, seed in itertools.product(spec.models, spec.layers, spec.dims, spec.seeds):
+            try:
+                config = TrainConfig(model=model, layers=layers, dim=dim, max_len=max_len, seed=seed, **spec.train)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"impossible run {model} layers={layers} dim={dim} max_len={max_len}: {exc}") from None
+            runs.append(RunSpec(variant, config))
+    return runs
+
+
+# ============================================================== data side
+@dataclass(frozen=True)
+class PreparedData:
+    """A data variant's sequences and its data measures."""
+
+    sequences: Sequences
+    quality: dict[str, Any]
+
+
+def load_dataset(dataset: DatasetSpec) -> Sequences:
+    if dataset.synth is not None:
+        from perflaw import synth
+
+        return synth.generate(_synth_config(dataset.synth))
+    from perflaw.io import read_sequences
+
+    return read_sequences(dataset.path, format=dataset.format, **dict(dataset.read_options))
+
+
+def prepare_variant(variant: DataVariant, sequences: Sequences, m: int, data_seed: int) -> PreparedData:
+    """Subsample users, then measure the data as a model with this max_len sees it."""
+    from perflaw.quality import data_quality
+
+    if variant.fraction < 1.0:
+        sequences = sequences.sample_users(variant.fraction, seed=data_seed)
+    quality = data_quality(sequences, m=m, max_len=variant.max_len)
+    return PreparedData(sequences, quality.to_dict())
+
+
+def run_key(variant: DataVariant, config: Any, fingerprint: str) -> str:
+    """Hash of everything that defines a run: training settings, data variant, data fingerprint."""
+    payload = {
+        "config": config.to_dict(),
+        "dataset": variant.dataset.describe(),
+        "fraction": variant.fraction,
+        "data_fingerprint": fingerprint,
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+# ================================================================== store
+class StoreError(ValueError):
+    """A results store that cannot be read: corrupt, not SQLite, or not perflaw's."""
+
+
+class ResultStore:
+    """SQLite store of finished runs, one row per run key; safe against crashes.
+
+    Each record is one transaction, so a killed process leaves either the whole
+    row or nothing; the primary key makes duplicates impossible.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> store = ResultStore(pathlib.Path(tempfile.mkdtemp()) / "results.sqlite")
+    >>> store.record("abc", {"layers": 1, "ndcg@10": 0.1}, status="ok")
+    >>> [row["ndcg@10"] for row in store.rows()]
+    [0.1]
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as db:
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, status TEXT NOT NULL, "
+                    "record TEXT NOT NULL, finished REAL NOT NULL)"
+                )
+                db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a readable perflaw results store: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return _Transaction(db)
+
+    def record(self, key: str, row: Mapping[str, Any], status: str) -> None:
+        """Stores one run; a later successful record replaces a failed one, never an ok one."""
+        if status not in ("ok", "failed"):
+            raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
+        text = json.dumps({**row, "run_key": key, "status": status}, default=_json_default, allow_nan=True)
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                "status=excluded.status, record=excluded.record, finished=excluded.finished "
+                "WHERE runs.status != 'ok'",
+                (key, status, text, time.time()),
+            )
+
+    def statuses(self) -> dict[str, str]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT key, status FROM runs").fetchall())
+
+    def rows(self, include_failed: bool = True) -> list[dict[str, Any]]:
+        """Every stored run as a dict; a row that is not valid JSON raises StoreError naming it."""
+        with self._connect() as db:
+            raw = db.execute("SELECT key, status, record FROM runs ORDER BY finished, key").fetchall()
+        rows = []
+        for key, status, text in raw:
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise StoreError(f"{self.path}: the record of run {key} is corrupt ({exc})") from None
+            if not isinstance(row, dict) or row.get("run_key") != key or row.get("status") != status:
+                raise StoreError(f"{self.path}: the record of run {key} does not match its key or status")
+            if include_failed or status == "ok":
+                rows.append(row)
+        return rows
+
+    def frame(self, include_failed: bool = False):
+        """The runs as a pandas DataFrame (one row per run), for the fitter and reports."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(include_failed=include_failed))
+
+
+class _Transaction:
+    """``with`` block around a connection: BEGIN IMMEDIATE ... COMMIT (or ROLLBACK), then close."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db.close()
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def open_results(path: str | Path) -> ResultStore:
+    """The store in ``path`` (a sweep folder or its results.sqlite); it must exist."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / STORE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no results store at {str(path)!r}")
+    return ResultStore(path)
+
+
+# ================================================================= runner
+@dataclass
+class SweepSummary:
+    """What a call of :func:`run_sweep` did."""
+
+    out_dir: Path
+    total: int
+    skipped: int = 0
+    finished: int = 0
+    failed: int = 0
+    train_s: float = 0.0
+    wall_s: float = 0.0
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def overhead(self) -> float:
+        """Share of the wall time not spent inside training runs."""
+        return (self.wall_s - self.train_s) / self.wall_s if self.wall_s > 0 else math.nan
+
+
+TrainFn = Callable[..., Any]
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: str | Path,
+    progress: bool = True,
+    train_fn: TrainFn | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    """Runs every unfinished run of ``spec``, recording each in ``out_dir/results.sqlite``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        From :func:`load_spec` or a preset.
+    out_dir : path
+        Holds the store, ``spec.json`` and per-run checkpoints (so an
+        interrupted run resumes from its last epoch).
+    progress : bool
+        One bar with an ETA over the whole sweep, and a line per finished run.
+    train_fn : callable, optional
+        Replaces :func:`perflaw.train` (same signature), e.g. to run elsewhere.
+
+    Returns
+    -------
+    SweepSummary
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(out_dir / "spec.json", spec.to_dict())
+    store = ResultStore(out_dir / STORE_NAME)
+    runs = expand(spec)
+    summary = SweepSummary(out_dir=out_dir, total=len(runs))
+    train_fn = train_fn or _default_train
+    say = log or (lambda line: tqdm.write(line))
+    bar = tqdm(total=len(runs), desc=f"sweep {spec.name}", unit="run", disable=not progress, dynamic_ncols=True)
+    try:
+        for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
+            _run_variant(spec, variant, list(variant_runs), store, train_fn, summary, bar, say, out_dir)
+    finally:
+        bar.close()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _run_variant(spec, variant, runs, store, train_fn, summary, bar, say, out_dir) -> None:
+    sequences = _cached_dataset(variant.dataset)
+    data = prepare_variant(variant, sequences, spec.quality_m, spec.data_seed)
+    fingerprint = data.quality["fingerprint"]
+    summary.variants[variant.label] = data.quality
+    statuses = store.statuses()
+    for run in runs:
+        key = run_key(variant, run.config, fingerprint)
+        if statuses.get(key) == "ok":
+            summary.skipped += 1
+            bar.update(1)
+            continue
+        row, status = _train_one(run, data, key, train_fn, out_dir, summary)
+        store.record(key, row, status)
+        bar.update(1)
+        say(_run_line(variant, run.config, row, status))
+
+
+def _train_one(run, data, key, train_fn, out_dir, summary) -> tuple[dict[str, Any], str]:
+    base = _variant_columns(run.variant, data.quality, run.config)
+    started = time.perf_counter()
+    try:
+        result = train_fn(data.sequences, run.config, progress=False, checkpoint_dir=out_dir / "checkpoints" / key)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a failing run is recorded and the sweep goes on
+        summary.failed += 1
+        summary.train_s += time.perf_counter() - started
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return {**base, "error": error, "traceback": traceback.format_exc(limit=8)}, "failed"
+    summary.finished += 1
+    summary.train_s += time.perf_counter() - started
+    return {**base, **result.to_dict()}, "ok"
+
+
+def _variant_columns(variant: DataVariant, quality: Mapping[str, Any], config: Any) -> dict[str, Any]:
+    from perflaw import __version__
+
+    return {
+        "dataset": variant.dataset.name,
+        "fraction": variant.fraction,
+        "max_len": variant.max_len,
+        "model": config.model,
+        "layers": config.layers,
+        "dim": config.dim,
+        "seed": config.seed,
+        "loss": config.loss,
+        "protocol": config.protocol,
+        "d_prime": quality["d_prime"],
+        "d_prime_pooled": quality["d_prime_pooled"],
+        "apen_abs_mean": quality["apen_abs_mean"],
+        "block_entropy": quality["block_entropy"],
+        "data_tokens": quality["tokens"],
+        "data_users": quality["users"],
+        "data_fingerprint": quality["fingerprint"],
+        "quality_m": quality["m"],
+        "perflaw_version": __version__,
+    }
+
+
+def _run_line(variant: DataVariant, config: Any, row: Mapping[str, Any], status: str) -> str:
+    head = f"{variant.label} {config.model} N={config.layers} d={config.dim} seed={config.seed}"
+    if status == "failed":
+        return f"{head}: FAILED {row.get('error', '')}"
+    return f"{head}: ndcg@10={row.get('ndcg@10', float('nan')):.4f} hr@10={row.get('hr@10', float('nan')):.4f} " \
+           f"({row.get('wall_s', float('nan')):.1f}s, best epoch {row.get('best_epoch')})"
+
+
+_DATASET_CACHE: dict[str, Sequences] = {}
+
+
+def _cached_dataset(dataset: DatasetSpec) -> Sequences:
+    key = json.dumps(dataset.describe(), sort_keys=True, default=str)
+    if key not in _DATASET_CACHE:
+        _DATASET_CACHE.clear()  # keep one dataset in memory at a time
+        _DATASET_CACHE[key] = load_dataset(dataset)
+    return _DATASET_CACHE[key]
+
+
+def _default_train(sequences, config, progress, checkpoint_dir):
+    from perflaw.train import train
+
+    return train(sequences, config, progress=progress, checkpoint_dir=checkpoint_dir)
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    import os
+    import tempfile
+
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w") as f:
+            json.dump(payload, f, indent=2, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ================================================================ presets
+PAPER_LAYERS = [4, 8, 12, 16, 24, 32]
+PAPER_DIMS = [25, 50, 75, 100]
+
+
+def preset(name: str, datasets: Iterable[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """A spec dict for ``paper``, ``full`` or ``cpu-small``; ``datasets`` replaces the default data.
+
+    * ``paper``: the paper's grid, N ∈ {4, 8, 12, 16, 24, 32} × d ∈ {25, 50, 75, 100},
+      max_len ∈ {50, 100, 200}, BCE loss, evaluation against 2,499 sampled negatives;
+    * ``full``: the same grid with CE loss and full-ranking evaluation;
+    * ``cpu-small``: a grid that trains on a 2-core CPU in minutes, on built-in synthetic data.
+
+    Examples
+    --------
+    >>> len(expand(load_spec(preset("paper", [{"name": "s", "synth": {"users": 50}}]))))
+    72
+    """
+    synthetic = [{"name": level, "synth": {"level": level, "users": 3000, "items": 500, "seed": 1}}
+                 for level in ("low", "medium", "high")]
+    presets = {
+        "paper": {
+            "grid": {"model": ["llama"], "layers": PAPER_LAYERS, "dim": PAPER_DIMS},
+            "data": {"max_len": [50, 100, 200]},
+            "train": {"loss": "bce", "protocol": "sampled", "eval_negatives": 2499, "epochs": 200,
+                      "batch_size": 256, "lr": 1e-3, "patience": 10},
+        },
+        "full": {
+            "grid": {"model": ["llama"], "layers": PAPER_LAYERS, "dim": PAPER_DIMS},
+            "data": {"max_len": [50, 100, 200]},
+            "train": {"loss": "ce", "protocol": "full", "epochs": 200, "batch_size": 256, "lr": 1e-3,
+                      "patience": 10},
+        },
+        "cpu-small": {
+            "grid": {"model": ["llama"], "layers": [1, 2, 4], "dim": [8, 16, 32]},
+            "data": {"max_len": [20]},
+            "train": {"loss": "ce", "protocol": "full", "epochs": 15, "batch_size": 256, "lr": 3e-3,
+                      "patience": 3, "device": "cpu", "warmup_steps": 20},
+        },
+    }
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+    spec = {"name": name, **presets[name]}
+    spec["datasets"] = [dict(d) for d in datasets] if datasets is not None else synthetic
+    return spec
+
+
+def with_settings(spec: SweepSpec, **train: Any) -> SweepSpec:
+    """The spec with some training settings replaced (e.g. ``device``)."""
+    return replace(spec, train={**spec.train, **train})
