@@ -1,0 +1,206 @@
+"""Sweeps: spec checking, the store, resuming after kill -9, failures, and the demo end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from perflaw import sweep
+from perflaw.cli import main as cli
+
+TINY_TRAIN = {"epochs": 1, "device": "cpu", "batch_size": 64, "warmup_steps": 1, "patience": None}
+
+
+def tiny_spec(**grid) -> dict:
+    return {
+        "name": "tiny",
+        "datasets": [{"name": "s", "synth": {"users": 60, "items": 30, "seed": 1}}],
+        "grid": {"layers": [1], "dim": [4, 8], **grid},
+        "data": {"max_len": [8]},
+        "train": dict(TINY_TRAIN),
+    }
+
+
+# ------------------------------------------------------------------ specs
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda s: s.update(colour="red"), ValueError, "unknown key.*colour"),
+        (lambda s: s["grid"].update(width=[1]), ValueError, "unknown key.*width"),
+        (lambda s: s["train"].update(learning_rate=1.0), ValueError, "unknown key.*learning_rate"),
+        (lambda s: s["train"].update(layers=3), ValueError, "cannot set"),
+        (lambda s: s["grid"].update(dim=[]), ValueError, "empty list"),
+        (lambda s: s["grid"].update(layers=[1, 1]), ValueError, "repeats"),
+        (lambda s: s["data"].update(fractions=[0.0]), ValueError, "fractions"),
+        (lambda s: s["grid"].update(model=["gpt5"]), ValueError, "impossible run"),
+        (lambda s: s["data"].update(max_len=[1]), ValueError, "impossible run"),
+        (lambda s: s.update(datasets=[]), ValueError, "datasets"),
+        (lambda s: s["datasets"].append({"name": "f", "path": "/no/such/file.txt"}), FileNotFoundError, "does not exist"),
+        (lambda s: s["datasets"].append({"name": "s", "synth": {}}), ValueError, "unique"),
+        (lambda s: s["datasets"].append({"name": "x", "synth": {"users": -1}}), ValueError, "users"),
+        (lambda s: s["datasets"].append({"name": "y"}), ValueError, "exactly one of"),
+    ],
+)
+def test_bad_specs_are_rejected_before_training(change, error, match):
+    spec = tiny_spec()
+    change(spec)
+    with pytest.raises(error, match=match):
+        sweep.load_spec(spec)
+
+
+def test_toml_spec_and_relative_paths(tmp_path):
+    (tmp_path / "data.txt").write_text("1 1 2 3 4 5\n2 2 3 4 5 6\n3 1 3 5 2 4\n")
+    (tmp_path / "spec.toml").write_text(textwrap.dedent("""
+        name = "t"
+        seeds = [0, 1]
+        [[datasets]]
+        name = "file"
+        path = "data.txt"
+        [grid]
+        layers = [1]
+        dim = [4]
+        [data]
+        max_len = [4]
+        [train]
+        epochs = 1
+        device = "cpu"
+    """))
+    spec = sweep.load_spec(tmp_path / "spec.toml")
+    assert spec.datasets[0].path == str((tmp_path / "data.txt").resolve())
+    assert [r.config.seed for r in sweep.expand(spec)] == [0, 1]
+    (tmp_path / "bad.toml").write_text("name = [unclosed")
+    with pytest.raises(ValueError, match="not valid TOML"):
+        sweep.load_spec(tmp_path / "bad.toml")
+
+
+def test_paper_preset_is_the_paper_grid():
+    runs = sweep.expand(sweep.load_spec(sweep.preset("paper", [{"name": "s", "synth": {"users": 50}}])))
+    sizes = {(r.config.layers, r.config.dim) for r in runs}
+    assert sizes == {(n, d) for n in (4, 8, 12, 16, 24, 32) for d in (25, 50, 75, 100)}
+    assert {r.config.loss for r in runs} == {"bce"} and {r.config.resolved_eval_negatives for r in runs} == {2499}
+
+
+# ------------------------------------------------------------------ store
+def test_store_never_duplicates_and_keeps_ok_over_failed(tmp_path):
+    store = sweep.ResultStore(tmp_path / "r.sqlite")
+    store.record("k1", {"x": 1}, "failed")
+    store.record("k1", {"x": 2}, "ok")
+    store.record("k1", {"x": 3}, "failed")  # an ok run is never overwritten
+    store.record("k2", {"x": 4}, "ok")
+    rows = store.rows()
+    assert sorted((r["run_key"], r["x"], r["status"]) for r in rows) == [("k1", 2, "ok"), ("k2", 4, "ok")]
+
+
+def test_corrupt_store_and_rows_are_reported(tmp_path):
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(sweep.StoreError, match="not a readable perflaw results store"):
+        sweep.ResultStore(garbage)
+    store = sweep.ResultStore(tmp_path / "r.sqlite")
+    store.record("good", {"x": 1}, "ok")
+    with sqlite3.connect(store.path) as db:
+        db.execute("INSERT INTO runs VALUES ('bad', 'ok', '{\"run_key\": \"bad\", \"sta', 0)")
+    with pytest.raises(sweep.StoreError, match="record of run bad is corrupt"):
+        store.rows()
+    with pytest.raises(FileNotFoundError):
+        sweep.open_results(tmp_path / "missing")
+
+
+# ----------------------------------------------------------------- runner
+def test_rerun_skips_finished_runs_and_failures_are_recorded(tmp_path):
+    spec = sweep.load_spec(tiny_spec())
+    calls = []
+
+    def flaky_train(seqs, config, progress, checkpoint_dir):
+        calls.append(config.dim)
+        if config.dim == 8 and calls.count(8) == 1:
+            raise RuntimeError("out of memory (simulated)")
+        from perflaw.train import train
+
+        return train(seqs, config, progress=False, checkpoint_dir=checkpoint_dir)
+
+    first = sweep.run_sweep(spec, tmp_path, progress=False, train_fn=flaky_train, log=lambda _: None)
+    assert (first.finished, first.failed) == (1, 1)
+    failed = [r for r in sweep.open_results(tmp_path).rows() if r["status"] == "failed"]
+    assert len(failed) == 1 and "out of memory" in failed[0]["error"]
+    second = sweep.run_sweep(spec, tmp_path, progress=False, train_fn=flaky_train, log=lambda _: None)
+    assert (second.skipped, second.finished, second.failed) == (1, 1, 0)
+    rows = sweep.open_results(tmp_path).rows()
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    assert {r["dim"] for r in rows} == {4, 8} and all(r["d_prime"] > 0 for r in rows)
+    assert calls == [4, 8, 8]
+
+
+KILLABLE = """
+import sys, time
+from perflaw import sweep
+from perflaw.train import train
+
+def slow_train(seqs, config, progress, checkpoint_dir):
+    print("START", config.dim, flush=True)
+    if config.dim == 8:
+        time.sleep(60)  # killed here
+    return train(seqs, config, progress=False, checkpoint_dir=checkpoint_dir)
+
+spec = sweep.load_spec({spec!r})
+sweep.run_sweep(spec, {out!r}, progress=False, train_fn=slow_train if len(sys.argv) > 1 else None,
+                log=lambda line: print(line, flush=True))
+print("DONE", flush=True)
+"""
+
+
+def test_kill_9_mid_sweep_then_resume_records_every_run_once(tmp_path):
+    spec = tiny_spec(dim=[4, 8, 12])
+    script = tmp_path / "run.py"
+    script.write_text(KILLABLE.format(spec=spec, out=str(tmp_path / "out")))
+    proc = subprocess.Popen([sys.executable, str(script), "slow"], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith("START 8"):
+                break
+        time.sleep(0.5)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(sweep.open_results(tmp_path / "out").rows()) == 1  # only the run before the kill
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert "DONE" in done.stdout, done.stderr
+    rows = sweep.open_results(tmp_path / "out").rows()
+    assert sorted(r["dim"] for r in rows) == [4, 8, 12]
+    assert len({r["run_key"] for r in rows}) == 3 and all(r["status"] == "ok" for r in rows)
+
+
+# ------------------------------------------------------------------- demo
+def test_demo_end_to_end_writes_a_valid_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "D′" in printed and "report.html" in printed
+    report = out / "report"
+    html = (report / "report.html").read_text()
+    pngs = sorted((report / "figures").glob("*.png"))
+    svgs = sorted((report / "figures").glob("*.svg"))
+    assert pngs and svgs
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert png.name in html
+    for svg in svgs:
+        assert ET.parse(svg).getroot().tag.endswith("svg")
+        assert svg.name in html
+    rows = json.loads((report / "results.json").read_text())
+    assert len(rows) == 12 and {r["dataset"] for r in rows} == {"low", "medium", "high"}
+    assert "layers" in (report / "results.csv").read_text().splitlines()[0]
+    # a second demo reuses every finished run
+    assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
+    assert "0 runs trained (12 reused)" in capsys.readouterr().out
