@@ -231,11 +231,13 @@ def test_device_full_ranking_equals_reference(batch_size, which):
     task = ranking_task(split, which, max_len=4)
     scores = rng.integers(0, 6, size=(task.n_users, seqs.n_items + 1)).astype(np.float32)  # many ties
     ranks = rank_targets(FixedScores(scores), task, batch_size=batch_size).numpy()
-    history = split.prefix(which).to_lists()
-    targets = split.targets(which)
+    position = np.searchsorted(split.eval_users, task.users.numpy())  # task rows -> split order
+    history = [split.prefix(which).to_lists()[p] for p in position]
+    targets = split.targets(which)[position]
     expected = [reference_rank_full(scores[u], targets[u], history[u]) for u in range(task.n_users)]
     assert ranks.tolist() == expected
     assert task.inputs.numpy().tolist() == [[0] * (4 - len(h[-4:])) + h[-4:] for h in history]
+    assert sorted(task.users.tolist()) == split.eval_users.tolist()
 
 
 @pytest.mark.parametrize("batch_size", [3, 1000])
@@ -251,14 +253,15 @@ def test_device_sampled_ranking_equals_reference(batch_size):
     scores = rng.normal(size=(task.n_users, seqs.n_items + 1)).astype(np.float32)
     k = 25
     ranks = rank_targets(FixedScores(scores), task, "sampled", k, seed=3, batch_size=batch_size).numpy()
+    position = np.searchsorted(split.eval_users, task.users.numpy())  # task rows -> split order
+    targets = split.targets("test")[position]
+    history = [split.prefix("test").to_lists()[p] for p in position]
     index = ExclusionIndex.build(
-        np.concatenate([np.repeat(np.arange(task.n_users), split.prefix("test").lengths), np.arange(task.n_users)]),
-        np.concatenate([split.prefix("test").items, split.targets("test")]),
+        np.concatenate([np.repeat(np.arange(task.n_users), [len(h) for h in history]), np.arange(task.n_users)]),
+        np.concatenate([np.concatenate(history), targets]),
         task.n_users, seqs.n_items,
     )
-    negatives = sampled_negatives(index, np.arange(task.n_users), split.eval_users, k, 3, "test")
-    targets = split.targets("test")
-    history = split.prefix("test").to_lists()
+    negatives = sampled_negatives(index, np.arange(task.n_users), task.users.numpy(), k, 3, "test")
     for u in range(task.n_users):
         assert targets[u] not in negatives[u] and not set(history[u]) & set(negatives[u])
         expected = sum(1 for item in negatives[u] if scores[u, item] >= scores[u, targets[u]])
@@ -282,8 +285,9 @@ def test_evaluate_of_a_model_matches_its_scores():
     model.eval()
     with torch.no_grad():
         scores = model.score_last(task.inputs).numpy()
-    history = split.prefix("test").to_lists()
-    targets = split.targets("test")
+    position = np.searchsorted(split.eval_users, task.users.numpy())  # task rows -> split order
+    history = [split.prefix("test").to_lists()[p] for p in position]
+    targets = split.targets("test")[position]
     expected = [reference_rank_full(scores[u], targets[u], history[u]) for u in range(len(targets))]
     for name, value in reference_metrics(expected).items():
         assert metrics[name] == pytest.approx(value, rel=1e-12, abs=1e-15)

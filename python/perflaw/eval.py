@@ -369,7 +369,7 @@ class RankingTask:
     inputs: Any  # (users, max_len) left-padded item ids
     lengths: np.ndarray  # real input length per user (host copy)
     targets: Any  # (users,)
-    users: Any  # (users,) global user index
+    users: Any  # (users,) index into the data of each row's user
     history_offsets: np.ndarray  # host CSR offsets of the masked history
     history_rows: Any  # task row of each history token
     history_items: Any
@@ -391,18 +391,24 @@ def ranking_task(
 ) -> RankingTask:
     """Put the inputs, targets and masks of split ``which`` on ``device``.
 
+    Users are ordered by input length (stable), so that each batch can drop the
+    columns that are padding in all its rows; ``task.users`` says which user
+    each row is. Metrics are averages, so the order does not change them.
+
     Examples
     --------
-    >>> split = leave_one_out(Sequences.from_lists([[1, 2, 3, 4]]))
-    >>> ranking_task(split, "test", max_len=2).inputs.tolist()
-    [[2, 3]]
+    >>> split = leave_one_out(Sequences.from_lists([[1, 2, 3, 4, 5], [6, 7, 8]]))
+    >>> task = ranking_task(split, "test", max_len=3)
+    >>> task.inputs.tolist(), task.users.tolist()
+    ([[0, 6, 7], [2, 3, 4]], [1, 0])
     """
     import torch
 
     which, protocol = _split(which), _protocol(protocol)
     n_items = split.seqs.n_items if n_items is None else n_items
-    prefix = split.prefix(which)
-    targets = split.targets(which)
+    order = np.argsort(np.minimum(split.prefix(which).lengths, max_len), kind="stable")
+    prefix = split.prefix(which).select(order)
+    targets = split.targets(which)[order]
     n = len(targets)
     rows = np.repeat(np.arange(n, dtype=np.int64), prefix.lengths)
     exclusion = None
@@ -419,7 +425,7 @@ def ranking_task(
         inputs=tensor(left_pad(prefix, max_len)),
         lengths=np.minimum(prefix.lengths, max_len),
         targets=tensor(targets),
-        users=tensor(split.eval_users),
+        users=tensor(split.eval_users[order]),
         history_offsets=prefix.offsets.copy(),
         history_rows=tensor(rows),
         history_items=tensor(prefix.items),
@@ -444,8 +450,9 @@ def rank_targets(
     score_fn : callable
         Maps left-padded inputs (B, L) to scores (B, n_items + 1).
     trim : bool
-        Drop the all-padding left columns of each batch first (saves work on CPU;
-        the models' outputs do not depend on left padding).
+        Drop the columns that are padding in every row of a batch first. The
+        lengths are known on the host, so this costs no device sync, and the
+        models' outputs do not depend on left padding.
 
     Returns
     -------
@@ -510,7 +517,7 @@ def evaluate(
         ):
             ranks = rank_targets(
                 model.score_last, task, protocol, eval_negatives, seed, batch_size,
-                trim=device.type == "cpu",
+                trim=True,
             )
     finally:
         model.train(was_training)
