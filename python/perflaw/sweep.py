@@ -436,6 +436,13 @@ class SweepSummary:
     wall_s: float = 0.0
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def add(self, outcome: "RunOutcome") -> None:
+        self.train_s += outcome.seconds
+        if outcome.status == "ok":
+            self.finished += 1
+        else:
+            self.failed += 1
+
     @property
     def overhead(self) -> float:
         """Share of the wall time not spent inside training runs."""
@@ -479,7 +486,6 @@ def run_sweep(
     store = ResultStore(out_dir / STORE_NAME)
     runs = expand(spec)
     summary = SweepSummary(out_dir=out_dir, total=len(runs))
-    train_fn = train_fn or _default_train
     say = log or (lambda line: tqdm.write(line))
     bar = tqdm(total=len(runs), desc=f"sweep {spec.name}", unit="run", disable=not progress, dynamic_ncols=True)
     try:
@@ -492,38 +498,57 @@ def run_sweep(
 
 
 def _run_variant(spec, variant, runs, store, train_fn, summary, bar, say, out_dir) -> None:
-    sequences = _cached_dataset(variant.dataset)
-    data = prepare_variant(variant, sequences, spec.quality_m, spec.data_seed)
-    fingerprint = data.quality["fingerprint"]
+    data = prepare_variant(variant, _cached_dataset(variant.dataset), spec.quality_m, spec.data_seed)
     summary.variants[variant.label] = data.quality
+    for run, key in pending_runs(runs, data, store, summary, bar):
+        outcome = execute_run(run, data.sequences, data.quality, key, train_fn, out_dir / "checkpoints")
+        store.record(key, outcome.row, outcome.status)
+        summary.add(outcome)
+        bar.update(1)
+        say(_run_line(variant, run.config, outcome.row, outcome.status))
+
+
+def pending_runs(runs, data: PreparedData, store: "ResultStore", summary: "SweepSummary", bar) -> list:
+    """(run, key) for the runs of one data variant that are not finished yet; counts the others as skipped."""
     statuses = store.statuses()
+    pending = []
     for run in runs:
-        key = run_key(variant, run.config, fingerprint)
+        key = run_key(run.variant, run.config, data.quality["fingerprint"])
         if statuses.get(key) == "ok":
             summary.skipped += 1
             bar.update(1)
-            continue
-        row, status = _train_one(run, data, key, train_fn, out_dir, summary)
-        store.record(key, row, status)
-        bar.update(1)
-        say(_run_line(variant, run.config, row, status))
+        else:
+            pending.append((run, key))
+    return pending
 
 
-def _train_one(run, data, key, train_fn, out_dir, summary) -> tuple[dict[str, Any], str]:
-    base = _variant_columns(run.variant, data.quality, run.config)
+@dataclass(frozen=True)
+class RunOutcome:
+    """One run's row for the store, its status and the seconds it took."""
+
+    row: dict[str, Any]
+    status: str
+    seconds: float
+
+
+def execute_run(run: RunSpec, sequences: Sequences, quality: Mapping[str, Any], key: str,
+                train_fn: TrainFn | None, checkpoint_root: Path) -> RunOutcome:
+    """Trains one run and builds its row; an exception becomes a failed row, never a crash.
+
+    Pure apart from the checkpoint folder, so it can run in another process (e.g. a Ray task).
+    """
+    train_fn = train_fn or _default_train
+    base = _variant_columns(run.variant, quality, run.config)
     started = time.perf_counter()
     try:
-        result = train_fn(data.sequences, run.config, progress=False, checkpoint_dir=out_dir / "checkpoints" / key)
+        result = train_fn(sequences, run.config, progress=False, checkpoint_dir=Path(checkpoint_root) / key)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a failing run is recorded and the sweep goes on
-        summary.failed += 1
-        summary.train_s += time.perf_counter() - started
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return {**base, "error": error, "traceback": traceback.format_exc(limit=8)}, "failed"
-    summary.finished += 1
-    summary.train_s += time.perf_counter() - started
-    return {**base, **result.to_dict()}, "ok"
+        row = {**base, "error": error, "traceback": traceback.format_exc(limit=8)}
+        return RunOutcome(row, "failed", time.perf_counter() - started)
+    return RunOutcome({**base, **result.to_dict()}, "ok", time.perf_counter() - started)
 
 
 def _variant_columns(variant: DataVariant, quality: Mapping[str, Any], config: Any) -> dict[str, Any]:
