@@ -1,0 +1,152 @@
+"""``perflaw fit`` and ``perflaw plot``: the law fitter on the command line.
+
+scipy, pandas and matplotlib are imported inside the handlers, so that
+``perflaw --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+FORM_CHOICES = ("performance", "performance_code", "scaling", "chinchilla")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``fit`` and ``plot`` sub-commands."""
+    fit = subparsers.add_parser(
+        "fit",
+        help="fit a law to a results table",
+        description=(
+            "Fit the Performance Law (or a baseline) to a table of finished runs (CSV, JSONL or "
+            "Parquet) and print the parameters with bootstrap intervals, R², held-out errors next "
+            "to the decay-free baseline, the optimum and the budget optimum."
+        ),
+    )
+    _common(fit)
+    fit.add_argument("--budget", type=float, default=None, metavar="MAX_PARAMS",
+                     help="also report the best configuration with at most this many parameters")
+    fit.add_argument("--model", default=None, help="model for parameter counting (default: the table's, else llama)")
+    fit.add_argument("--n-items", type=int, default=None, help="catalogue size for parameter counting")
+    fit.add_argument("--max-len", type=int, default=None, help="max length for parameter counting")
+    fit.add_argument("--json", action="store_true", help="print the fit's to_dict() as JSON on stdout")
+    fit.set_defaults(func=fit_command)
+
+    plot = subparsers.add_parser(
+        "plot",
+        help="write figures of a fitted law (PNG and SVG)",
+        description=(
+            "Fit a law to a results table and write figures: measured points with fitted curves, "
+            "the fitted surface, residuals, and predicted against measured with intervals."
+        ),
+    )
+    _common(plot)
+    plot.add_argument("--out", default="perflaw-plots", help="output folder (default: %(default)s)")
+    plot.add_argument("--formats", default="png,svg", help="comma-separated: png, svg, pdf (default: %(default)s)")
+    plot.set_defaults(func=plot_command)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="results table: .csv, .jsonl or .parquet")
+    parser.add_argument("--metric", default=None, help="metric column, e.g. ndcg@10 (default: ndcg@10, loss for chinchilla)")
+    parser.add_argument("--form", default="performance", choices=FORM_CHOICES, help="law form (default: %(default)s)")
+    parser.add_argument("--by", default=None, help="fit one law per group of these columns, e.g. dataset,max_len")
+    parser.add_argument("--D", dest="D", default="fixed", choices=("fixed", "free"),
+                        help="performance_code: D′ from the table, or one free D per panel (default: %(default)s)")
+    parser.add_argument("--loss", default="linear", choices=("linear", "huber", "soft_l1"),
+                        help="loss of the least-squares polish (default: %(default)s)")
+    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap refits (default: %(default)s)")
+    parser.add_argument("--bootstrap", default="auto", choices=("auto", "runs", "seeds", "none"),
+                        help="what the bootstrap resamples (default: %(default)s)")
+    parser.add_argument("--ci", type=float, default=0.95, help="interval level (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
+    parser.add_argument("--no-holdout", action="store_true", help="skip the held-out errors")
+    parser.add_argument("--trust-region", default=None, metavar="SPEC",
+                        help="where the law is trusted, e.g. N=4:64,d=16:256 (default: the measured range)")
+    parser.add_argument("--columns", default=None, metavar="SPEC",
+                        help="variable=column overrides, e.g. D=tokens")
+
+
+def _parse_pairs(text: str | None, what: str) -> dict[str, str]:
+    if not text:
+        return {}
+    out = {}
+    for item in text.split(","):
+        if "=" not in item:
+            raise ValueError(f"{what}: expected NAME=VALUE items separated by commas, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_trust_region(text: str | None) -> dict[str, tuple[float, float]] | None:
+    """``"N=4:64,d=16:256"`` -> ``{"N": (4.0, 64.0), "d": (16.0, 256.0)}``."""
+    pairs = _parse_pairs(text, "--trust-region")
+    region = {}
+    for key, value in pairs.items():
+        parts = value.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"--trust-region: {key} needs LOW:HIGH, got {value!r}")
+        try:
+            region[key] = (float(parts[0]), float(parts[1]))
+        except ValueError as exc:
+            raise ValueError(f"--trust-region: {key} bounds must be numbers, got {value!r}") from exc
+    return region or None
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "D": args.D,
+        "loss": args.loss,
+        "n_boot": args.n_boot,
+        "bootstrap": args.bootstrap,
+        "ci": args.ci,
+        "seed": args.seed,
+        "holdout": not args.no_holdout,
+        "trust_region": parse_trust_region(args.trust_region),
+        "columns": _parse_pairs(args.columns, "--columns") or None,
+        "progress": sys.stderr.isatty(),
+    }
+
+
+def _fits(args: argparse.Namespace) -> dict[str, Any]:
+    from perflaw.law import fit, fit_groups
+
+    options = _options(args)
+    if args.by:
+        return fit_groups(args.results, args.by, form=args.form, metric=args.metric, **options)
+    return {"": fit(args.results, form=args.form, metric=args.metric, **options)}
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    """Handler of ``perflaw fit``."""
+    fits = _fits(args)
+    budget_kwargs = {k: v for k, v in {"model": args.model, "n_items": args.n_items, "max_len": args.max_len}.items()
+                     if v is not None}
+    if args.json:
+        payload = {label: law.to_dict(budget=args.budget, **budget_kwargs) for label, law in fits.items()}
+        out = payload[""] if list(payload) == [""] else {"by": args.by, "groups": payload}
+        json.dump(out, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+        return 0
+    for label, law in fits.items():
+        if label:
+            print(f"== {args.by} = {label}")
+        print(law.summary(budget=args.budget, **budget_kwargs))
+        print()
+    return 0
+
+
+def plot_command(args: argparse.Namespace) -> int:
+    """Handler of ``perflaw plot``."""
+    from perflaw.law.plot import plot_fit
+
+    formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
+    fits = _fits(args)
+    for label, law in fits.items():
+        prefix = "" if not label else label.replace("|", "_").replace("/", "-") + "_"
+        for path in plot_fit(law, args.out, prefix=prefix, formats=formats):
+            print(path)
+    return 0

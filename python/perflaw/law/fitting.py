@@ -1,0 +1,917 @@
+"""``fit()``: from a table of finished runs to a :class:`Fit`.
+
+A fit is made in five steps, each recorded in the result:
+
+1. read and check the table (:mod:`perflaw.law.table`) and specify the form
+   against it (:mod:`perflaw.law.forms`): what is fitted, fixed or held;
+2. multi-start fit with exact linear solves and a least-squares polish
+   (:mod:`perflaw.law.solve`), with convergence, parameters at a bound, and
+   parameters the data cannot identify (a flat direction of the Jacobian);
+3. honest held-out error: leave-one-configuration-out and leave-largest-out,
+   each re-running the whole multi-start fit on the remaining runs;
+4. bootstrap over runs (or over seeds within each configuration) for
+   intervals on parameters and on every prediction;
+5. the same quality numbers for the decay-free ``scaling`` baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from perflaw.law.forms import FORMS, Form, Spec, get_form
+from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
+from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
+
+Array = np.ndarray
+
+BOOTSTRAP_MODES = ("auto", "runs", "seeds", "none")
+# A direction of the (column-normalised) Jacobian with a singular value below
+# this fraction of the largest is treated as flat: the data cannot tell the
+# parameters along it apart.
+FLAT_DIRECTION_TOL = 1e-7
+
+
+def _version() -> str:
+    try:
+        from perflaw import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover - partial source tree
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How a law is fitted. Every field maps one to one onto a ``fit()`` keyword.
+
+    Attributes
+    ----------
+    loss : {"linear", "huber", "soft_l1"}
+        Loss of the least-squares polish.
+    f_scale : float, optional
+        Residual scale of a robust loss (default: 1.4826·MAD of a first fit).
+    n_starts : int
+        Best grid starts (local minima first) that are polished.
+    n_boot : int
+        Bootstrap refits (0: no intervals).
+    bootstrap : {"auto", "runs", "seeds", "none"}
+        ``runs`` resamples whole runs; ``seeds`` resamples the seeds of each
+        configuration; ``auto`` uses ``seeds`` when every configuration has
+        two or more runs, else ``runs``.
+    ci : float
+        Confidence level of the intervals.
+    seed : int
+        Seed of the bootstrap; fits are deterministic given it.
+    holdout : bool
+        Compute leave-one-configuration-out and leave-largest-out errors.
+    holdout_fraction : float
+        Share of configurations (the largest models) held out for the
+        extrapolation error.
+    holdout_starts : int
+        Grid starts polished in each held-out refit (the refits re-run the
+        grid search on the remaining runs; fewer polished starts keep
+        leave-one-out affordable).
+    baseline : bool
+        Also fit the decay-free ``scaling`` form and report its scores.
+    D : {"fixed", "free"}
+        ``performance_code`` only: D′ from the table, or one free D per panel.
+    columns : mapping, optional
+        Variable -> table column overrides (e.g. ``{"D": "tokens"}``).
+    panel_by : tuple of str
+        Columns that define a data panel.
+    trust_region : mapping, optional
+        Variable -> (low, high) where the law is trusted; default the
+        measured range of each variable.
+    direction : {"max", "min"}, optional
+        Whether larger metric values are better; default ``min`` for a loss
+        and ``max`` otherwise.
+    progress : bool
+        Show a progress bar for the bootstrap.
+    """
+
+    loss: str = "linear"
+    f_scale: float | None = None
+    n_starts: int = 6
+    n_boot: int = 200
+    bootstrap: str = "auto"
+    ci: float = 0.95
+    seed: int = 0
+    holdout: bool = True
+    holdout_fraction: float = 0.25
+    holdout_starts: int = 3
+    baseline: bool = True
+    D: str = "fixed"
+    columns: Mapping[str, str] | None = None
+    panel_by: tuple[str, ...] = DEFAULT_PANEL_BY
+    trust_region: Mapping[str, tuple[float, float]] | None = None
+    direction: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.f_scale is not None and not (isinstance(self.f_scale, (int, float)) and self.f_scale > 0):
+            raise ValueError(f"f_scale must be a positive number, got {self.f_scale!r}")
+        for name in ("n_starts", "n_boot", "seed", "holdout_starts"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
+        if self.n_starts < 1 or self.holdout_starts < 1:
+            raise ValueError(f"n_starts and holdout_starts must be at least 1, got {self.n_starts}, {self.holdout_starts}")
+        if self.n_boot < 0:
+            raise ValueError(f"n_boot must be non-negative, got {self.n_boot}")
+        if self.bootstrap not in BOOTSTRAP_MODES:
+            raise ValueError(f"bootstrap must be one of {BOOTSTRAP_MODES}, got {self.bootstrap!r}")
+        if not 0 < self.ci < 1:
+            raise ValueError(f"ci must be in (0, 1), got {self.ci!r}")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
+        if self.D not in ("fixed", "free"):
+            raise ValueError(f"D must be 'fixed' or 'free', got {self.D!r}")
+        if self.direction not in (None, "max", "min"):
+            raise ValueError(f"direction must be 'max' or 'min', got {self.direction!r}")
+        if isinstance(self.panel_by, str):
+            object.__setattr__(self, "panel_by", tuple(c.strip() for c in self.panel_by.split(",") if c.strip()))
+        if self.trust_region is not None:
+            object.__setattr__(self, "trust_region", check_region(self.trust_region))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["columns"] = dict(self.columns) if self.columns else None
+        out["trust_region"] = {k: list(v) for k, v in self.trust_region.items()} if self.trust_region else None
+        out["panel_by"] = list(self.panel_by)
+        return out
+
+
+def check_region(region: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
+    """Validate a trust region: variable -> (low, high), 0 < low < high."""
+    if not isinstance(region, Mapping):
+        raise TypeError(f"trust_region must be a mapping variable -> (low, high), got {type(region).__name__}")
+    out: dict[str, tuple[float, float]] = {}
+    for var, bounds in region.items():
+        try:
+            lo, hi = (float(b) for b in bounds)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"trust_region[{var!r}] must be (low, high), got {bounds!r}") from exc
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            raise ValueError(f"trust_region[{var!r}] must satisfy 0 < low < high, got ({lo!r}, {hi!r})")
+        out[str(var)] = (lo, hi)
+    return out
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted values with bootstrap interval bounds (NaN without a bootstrap)."""
+
+    value: Array
+    lower: Array
+    upper: Array
+
+    def __iter__(self):  # allows ``value, lo, hi = fit.predict(..., interval=True)``
+        return iter((self.value, self.lower, self.upper))
+
+
+@dataclass
+class Fit:
+    """A fitted law: parameters with intervals, fit quality, and its uses.
+
+    Attributes
+    ----------
+    form, formula, metric : str
+        What was fitted to what.
+    direction : {"max", "min"}
+        Whether larger predictions are better.
+    params : dict
+        Fitted parameter values (fixed ones included, see ``fixed``).
+    intervals : dict
+        Bootstrap percentile interval per parameter; NaN where the data cannot
+        identify the parameter or no bootstrap was run.
+    fixed, held : dict
+        Parameters held at a value, variables held at their single value.
+    unidentified : list of str
+        Parameters on a flat direction of the fit (only a combination of them
+        is determined by the data).
+    at_bound : list of str
+        Parameters that ended on a bound.
+    converged : bool
+        Whether the optimiser reported success.
+    r2, rmse : float
+        In-sample fit quality.
+    loo_error, extrapolation_error : float or None
+        Mean relative error leaving one configuration out, and predicting the
+        largest models from the smaller ones (``*_max_error``: the worst run).
+    baseline : dict or None
+        The same scores for the decay-free ``scaling`` form.
+    bootstrap : dict
+        Mode, number of refits and failures.
+    trust_region : dict
+        Variable -> (low, high) used by ``optimum`` and friends.
+    """
+
+    form: str
+    formula: str
+    metric: str
+    direction: str
+    params: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    fixed: dict[str, float]
+    held: dict[str, float]
+    unidentified: list[str]
+    at_bound: list[str]
+    converged: bool
+    convergence: dict[str, Any]
+    r2: float
+    rmse: float
+    n_runs: int
+    n_configs: int
+    n_params: int
+    loo_error: float | None
+    loo_max_error: float | None
+    extrapolation_error: float | None
+    extrapolation_max_error: float | None
+    heldout: dict[str, Any]
+    baseline: dict[str, Any] | None
+    bootstrap: dict[str, Any]
+    trust_region: dict[str, tuple[float, float]]
+    panels: tuple[str, ...]
+    notes: list[str]
+    options: FitOptions
+    fingerprint: str
+    version: str
+    spec: Spec = field(repr=False)
+    theta: Array = field(repr=False)
+    samples: Array = field(repr=False)
+    data: LawData = field(repr=False)
+    form_obj: Form = field(repr=False)
+
+    # -- prediction -----------------------------------------------------
+
+    @property
+    def model_variables(self) -> tuple[str, ...]:
+        """The variables that describe the model size (searched by ``optimum``)."""
+        return tuple(v for v in ("N", "d") if v in self.spec.variables) or tuple(
+            v for v in self.spec.variables if v not in self.held and v != "D"
+        ) or tuple(v for v in self.spec.variables if v not in self.held)
+
+    def predict(self, interval: bool = False, *, panel: str | None = None, **variables: Any) -> Any:
+        """Predict the metric at the given variables.
+
+        Parameters
+        ----------
+        interval : bool
+            Also return bootstrap interval bounds (a :class:`Prediction`).
+        panel : str, optional
+            Data panel label (``"dataset|max_len"``) when the law has per-panel
+            parameters, or to take D′ from that panel.
+        **variables
+            ``N``, ``d``, ``D`` (or the table's column names ``layers``, ``dim``,
+            ``d_prime``, ``tokens``), scalars or arrays.
+
+        Returns
+        -------
+        ndarray or Prediction
+
+        Examples
+        --------
+        >>> import numpy as np, pandas as pd, perflaw
+        >>> N, d = (a.ravel() for a in np.meshgrid([2, 4, 8, 16], [16, 32, 64]))
+        >>> df = pd.DataFrame({"layers": N, "dim": d, "d_prime": 10.0,
+        ...                    "ndcg@10": 0.01 * np.log(N) + 0.02 * np.log(d) - 2.0})
+        >>> law = perflaw.fit(df, form="scaling", n_boot=0, holdout=False)
+        >>> round(float(law.predict(N=4, d=32)), 6) == round(0.01 * np.log(4) + 0.02 * np.log(32) - 2.0, 6)
+        True
+        """
+        X, panel_ids = self.inputs(panel=panel, **variables)
+        value = self.spec.predict(self.theta, X, panel_ids)
+        if not interval:
+            return value
+        lower, upper = self._band(X, panel_ids)
+        return Prediction(value=value, lower=lower, upper=upper)
+
+    def inputs(self, *, panel: str | None = None, **variables: Any) -> tuple[dict[str, Array], Array]:
+        """Normalise user variables to arrays the spec can evaluate (and panel ids)."""
+        aliases = {col.lower(): var for var, cols in self.form_obj.columns.items() for col in cols}
+        given: dict[str, Any] = {}
+        for key, value in variables.items():
+            if value is None:
+                continue
+            var = key if key in self.form_obj.columns or key == "D" else aliases.get(key.lower())
+            if var is None:
+                raise TypeError(
+                    f"unknown variable {key!r}; this law takes {list(self.form_obj.columns)} "
+                    f"(or the columns {sorted(aliases)})"
+                )
+            if var in given:
+                raise TypeError(f"variable {var} given twice (as {key!r} and an alias)")
+            given[var] = value
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in given.items()}
+        for var, arr in arrays.items():
+            if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+                raise ValueError(f"variable {var} must be finite and positive, got {arr[~(arr > 0) | ~np.isfinite(arr)][0]!r}")
+        panel_id = self._panel_id(panel)
+        if "D" not in arrays and "D" in self.form_obj.columns and "D" not in self.held and not self.spec.per_panel:
+            if panel_id is None:
+                raise ValueError(
+                    f"this law was fitted over several D′ values; give D= (measured: "
+                    f"{sorted(set(np.round(self.data.X['D'], 6)))[:8]}) or panel= (one of {list(self.panels)})"
+                )
+            arrays["D"] = np.array([float(np.mean(self.data.X["D"][self.data.panel == panel_id]))])
+        for var, value in self.held.items():
+            if var in arrays and not np.allclose(arrays[var], value, rtol=1e-9):
+                raise ValueError(
+                    f"this law saw a single {var} = {value:g}; it cannot predict at {var} = "
+                    f"{float(arrays[var][0]):g} (fit several {var} values to vary it)"
+                )
+            arrays.pop(var, None)
+        missing = [v for v in self.spec.variables if v not in arrays and v not in self.held]
+        if missing:
+            raise ValueError(f"missing variable(s) {missing} for predict(); this law takes {list(self.spec.variables)}")
+        if self.spec.per_panel and "D" not in arrays and panel_id is None:
+            if len(self.panels) > 1:
+                raise ValueError(f"this law has per-panel parameters; give panel= (one of {list(self.panels)})")
+            panel_id = 0
+        n = max(len(a) for a in arrays.values()) if arrays else 1
+        try:
+            X = {k: np.broadcast_to(a, (n,)).astype(np.float64) for k, a in arrays.items()}
+        except ValueError as exc:
+            raise ValueError(f"variables have incompatible shapes: { {k: a.shape for k, a in arrays.items()} }") from exc
+        return X, np.full(n, 0 if panel_id is None else panel_id, dtype=np.int64)
+
+    def _panel_id(self, panel: str | None) -> int | None:
+        if panel is None:
+            return None
+        if panel not in self.panels:
+            raise ValueError(f"unknown panel {panel!r}; panels: {list(self.panels)}")
+        return self.panels.index(panel)
+
+    def _band(self, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
+        rows = self.replicates()
+        n = len(panel)
+        if len(rows) == 0:
+            return np.full(n, np.nan), np.full(n, np.nan)
+        preds = np.array([self.spec.predict(t, X, panel) for t in rows])
+        alpha = (1 - self.options.ci) / 2
+        return np.nanquantile(preds, alpha, axis=0), np.nanquantile(preds, 1 - alpha, axis=0)
+
+    def replicates(self) -> Array:
+        """Bootstrap parameter vectors that converged to finite values."""
+        if self.samples.size == 0:
+            return self.samples
+        return self.samples[np.all(np.isfinite(self.samples), axis=1)]
+
+    # -- uses (see perflaw.law.optimum) ---------------------------------
+
+    def optimum(self, **kwargs: Any) -> Any:
+        """Best (N, d) inside the trust region; see :func:`perflaw.law.optimum.optimum`."""
+        from perflaw.law.optimum import optimum
+
+        return optimum(self, **kwargs)
+
+    def budget_optimum(self, max_params: float | None = None, **kwargs: Any) -> Any:
+        """Best (N, d) under a parameter budget; see :func:`perflaw.law.optimum.budget_optimum`."""
+        from perflaw.law.optimum import budget_optimum
+
+        return budget_optimum(self, max_params, **kwargs)
+
+    def scaling_potential(self, **kwargs: Any) -> Any:
+        """Gain of the best larger model; see :func:`perflaw.law.optimum.scaling_potential`."""
+        from perflaw.law.optimum import scaling_potential
+
+        return scaling_potential(self, **kwargs)
+
+    # -- reporting --------------------------------------------------------
+
+    def to_dict(self, *, uses: bool = True, budget: float | None = None, **budget_kwargs: Any) -> dict[str, Any]:
+        """Everything about the fit as plain JSON-ready values.
+
+        With ``uses`` the optimum and the scaling potential are included (or
+        the reason they cannot be computed), and the budget optimum when
+        ``budget`` is given.
+        """
+        out: dict[str, Any] = {
+            "form": self.form,
+            "formula": self.formula,
+            "metric": self.metric,
+            "direction": self.direction,
+            "params": _clean(self.params),
+            "intervals": {k: _clean(list(v)) for k, v in self.intervals.items()},
+            "ci": self.options.ci,
+            "fixed": _clean(self.fixed),
+            "held": _clean(self.held),
+            "unidentified": list(self.unidentified),
+            "at_bound": list(self.at_bound),
+            "converged": self.converged,
+            "convergence": _clean(self.convergence),
+            "r2": _clean(self.r2),
+            "rmse": _clean(self.rmse),
+            "n_runs": self.n_runs,
+            "n_configs": self.n_configs,
+            "n_params": self.n_params,
+            "loo_error": _clean(self.loo_error),
+            "loo_max_error": _clean(self.loo_max_error),
+            "extrapolation_error": _clean(self.extrapolation_error),
+            "extrapolation_max_error": _clean(self.extrapolation_max_error),
+            "heldout": _clean(self.heldout),
+            "baseline": _clean(self.baseline),
+            "bootstrap": _clean(self.bootstrap),
+            "trust_region": {k: list(v) for k, v in self.trust_region.items()},
+            "panels": list(self.panels),
+            "notes": list(self.notes),
+            "options": _clean(self.options.to_dict()),
+            "columns": dict(self.data.columns),
+            "fingerprint": self.fingerprint,
+            "version": self.version,
+        }
+        if uses:
+            out["optimum"] = _use_or_reason(lambda: self.optimum().to_dict())
+            out["scaling_potential"] = _use_or_reason(lambda: self.scaling_potential().to_dict())
+            if budget is not None:
+                out["budget_optimum"] = _use_or_reason(lambda: self.budget_optimum(budget, **budget_kwargs).to_dict())
+        return out
+
+    def summary(self, **kwargs: Any) -> str:
+        """A plain-text table of the fit (what ``perflaw fit`` prints); keywords
+        go to :func:`perflaw.law.report.summary` (``budget=``, ``uses=``)."""
+        from perflaw.law.report import summary
+
+        return summary(self, **kwargs)
+
+
+def _use_or_reason(make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return make()
+    except (ValueError, ImportError) as exc:
+        return {"error": str(exc)}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_clean(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
+
+
+# ---------------------------------------------------------------------------
+# entry points
+
+
+def fit(
+    table: pd.DataFrame | str | Path,
+    form: str | Form | Callable[..., Any] = "performance",
+    metric: str | None = None,
+    **options: Any,
+) -> Fit:
+    """Fit a law to a table of finished runs.
+
+    Parameters
+    ----------
+    table : DataFrame or path
+        One row per run (CSV, JSONL or Parquet path, or a DataFrame); rows
+        whose ``status`` is not ``"ok"`` are ignored. The performance forms
+        read ``layers``, ``dim`` and ``d_prime`` (or ``tokens``); ``chinchilla``
+        reads ``N`` (or ``params``), ``D`` (or ``tokens``) and ``loss``.
+    form : str, Form or callable
+        ``"performance"``, ``"performance_code"``, ``"scaling"``,
+        ``"chinchilla"``, a :class:`~perflaw.law.forms.Form`, or a callable
+        (see :func:`~perflaw.law.forms.custom_form`).
+    metric : str, optional
+        Metric column (``"ndcg@10"`` by default, ``"loss"`` for chinchilla).
+    **options
+        Fields of :class:`FitOptions` (``n_boot``, ``seed``, ``loss``, ``D`` …).
+
+    Returns
+    -------
+    Fit
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, perflaw
+    >>> N, d = (a.ravel() for a in np.meshgrid([4, 8, 12, 16, 24, 32], [25, 50, 75, 100]))
+    >>> truth = {"w1": 0.03, "w2": 0.02, "w3": -1.0, "w4": -0.7, "p1": -1 / 12, "b": -2.0}
+    >>> y = perflaw.law.FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
+    >>> df = pd.DataFrame({"layers": N, "dim": d, "d_prime": 1.0, "ndcg@10": y})
+    >>> law = perflaw.fit(df, n_boot=0, holdout=False)
+    >>> law.r2 > 0.999
+    True
+    """
+    opts = FitOptions(**options)
+    form_obj = get_form(form)
+    metric = metric or form_obj.default_metric
+    frame = read_table(table)
+    data = build_law_data(
+        frame, metric, form_obj.required_columns(D=opts.D), columns=opts.columns, panel_by=opts.panel_by
+    )
+    return fit_data(data, form_obj, opts)
+
+
+def fit_groups(
+    table: pd.DataFrame | str | Path,
+    by: Sequence[str] | str,
+    form: str | Form | Callable[..., Any] = "performance",
+    metric: str | None = None,
+    **options: Any,
+) -> dict[str, Fit]:
+    """One fit per group of rows (e.g. ``by=("dataset", "max_len")``).
+
+    Returns a dict from the group label (``"beauty|50"``) to its :class:`Fit`.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> N, d = (a.ravel() for a in np.meshgrid([2, 4, 8], [16, 32]))
+    >>> rows = [pd.DataFrame({"dataset": name, "layers": N, "dim": d, "d_prime": 2.0,
+    ...                       "ndcg@10": 0.01 * np.log(N) + 0.02 * np.log(d) + shift})
+    ...         for name, shift in (("a", 0.1), ("b", 0.2))]
+    >>> fits = fit_groups(pd.concat(rows), by="dataset", form="scaling", n_boot=0, holdout=False)
+    >>> sorted(fits)
+    ['a', 'b']
+    """
+    keys = [c.strip() for c in by.split(",")] if isinstance(by, str) else [str(c) for c in by]
+    if not keys or not all(keys):
+        raise ValueError(f"by must name one or more columns, got {by!r}")
+    frame = read_table(table)
+    missing = [k for k in keys if k not in frame.columns]
+    if missing:
+        raise ValueError(f"--by columns {missing} are not in the table; columns present: {list(frame.columns)}")
+    fits: dict[str, Fit] = {}
+    for label_values, group in frame.groupby(keys, sort=True):
+        values = label_values if isinstance(label_values, tuple) else (label_values,)
+        label = "|".join(str(v) for v in values)
+        fits[label] = fit(group.reset_index(drop=True).copy(), form=form, metric=metric, **options)
+    return fits
+
+
+@with_small_blas
+def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
+    """Fit ``form`` to already-checked ``data`` (see :func:`fit`)."""
+    spec = form.specify(data, D=options.D)
+    _check_enough(spec, data)
+    solution = solve(spec, data.X, data.panel, data.y, loss=options.loss, f_scale=options.f_scale, n_polish=options.n_starts)
+    theta = solution.theta
+    pred = spec.predict(theta, data.X, data.panel)
+    r2, rmse = _quality(data.y, pred)
+
+    unidentified = _unidentified(spec, theta, data)
+    at_bound = _at_bound(spec, theta)
+    notes = list(spec.notes)
+    if unidentified:
+        notes.append(
+            f"unidentified parameters {unidentified}: the data fix only a combination of them; "
+            "their intervals are reported as NaN"
+        )
+    if at_bound:
+        notes.append(f"parameters at a bound: {at_bound}")
+    if not solution.converged:
+        notes.append(f"the optimiser did not report convergence: {solution.message}")
+
+    heldout = _heldout(spec, data, options) if options.holdout else {"loo": None, "extrapolation": None}
+    rng = np.random.default_rng(options.seed)
+    samples, boot_info = _bootstrap(spec, data, theta, options, rng, solution)
+    intervals = _intervals(spec, samples, options.ci, unidentified)
+    baseline = _baseline(form, data, options) if options.baseline else None
+
+    direction = options.direction or ("min" if "loss" in data.metric.lower() or "perplexity" in data.metric.lower() else "max")
+    params = spec.param_dict(theta)
+    intervals.update({name: (value, value) for name, value in spec.fixed.items()})
+    loo, ext = heldout["loo"], heldout["extrapolation"]
+    return Fit(
+        form=spec.form,
+        formula=spec.formula,
+        metric=data.metric,
+        direction=direction,
+        params=params,
+        intervals=intervals,
+        fixed=dict(spec.fixed),
+        held=dict(spec.held),
+        unidentified=unidentified,
+        at_bound=at_bound,
+        converged=solution.converged,
+        convergence={
+            "message": solution.message,
+            "nfev": solution.nfev,
+            "grid_points": solution.n_grid,
+            "starts_polished": solution.n_polished,
+            "starts_agreeing": solution.n_agree,
+            "cost": solution.cost,
+            "f_scale": solution.f_scale,
+            "loss": options.loss if spec.objective == "least_squares" else "huber(log L), delta=1e-3",
+        },
+        r2=r2,
+        rmse=rmse,
+        n_runs=data.n,
+        n_configs=data.n_configs,
+        n_params=spec.n_params,
+        loo_error=loo["mean"] if loo else None,
+        loo_max_error=loo["max"] if loo else None,
+        extrapolation_error=ext["mean"] if ext else None,
+        extrapolation_max_error=ext["max"] if ext else None,
+        heldout=heldout,
+        baseline=baseline,
+        bootstrap=boot_info,
+        trust_region=_trust_region(spec, data, options),
+        panels=data.panel_labels,
+        notes=notes,
+        options=options,
+        fingerprint=data.fingerprint,
+        version=_version(),
+        spec=spec,
+        theta=theta,
+        samples=samples,
+        data=data,
+        form_obj=form,
+    )
+
+
+# ---------------------------------------------------------------------------
+# checks and diagnostics
+
+
+def _check_enough(spec: Spec, data: LawData) -> None:
+    if data.n < spec.n_params:
+        raise ValueError(
+            f"{spec.form}: {data.n} runs are fewer than its {spec.n_params} parameters {list(spec.names)}"
+        )
+    if data.n_configs < spec.n_params:
+        raise ValueError(
+            f"{spec.form}: {data.n_configs} distinct configurations are fewer than its "
+            f"{spec.n_params} parameters {list(spec.names)} (seeds of one configuration do not count twice)"
+        )
+
+
+def _quality(y: Array, pred: Array) -> tuple[float, float]:
+    resid = pred - y
+    ss_res = float(resid @ resid)
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    return r2, math.sqrt(ss_res / len(y))
+
+
+def prediction_jacobian(spec: Spec, theta: Array, data: LawData) -> Array:
+    """d prediction / d theta: analytic where the form has it, else central differences."""
+    if spec.has_jacobian:
+        return spec.jacobian(theta, data.X, data.panel)
+    columns = []
+    for i in range(spec.n_params):
+        step = 1e-6 * max(1.0, abs(theta[i]))
+        up, down = theta.copy(), theta.copy()
+        up[i] += step
+        down[i] -= step
+        columns.append((spec.predict(up, data.X, data.panel) - spec.predict(down, data.X, data.panel)) / (2 * step))
+    return np.column_stack(columns)
+
+
+def _unidentified(spec: Spec, theta: Array, data: LawData) -> list[str]:
+    """Parameters with a component on a flat direction of the Jacobian."""
+    with np.errstate(all="ignore"):
+        J = prediction_jacobian(spec, theta, data)
+    if not np.all(np.isfinite(J)):
+        return []
+    norms = np.linalg.norm(J, axis=0)
+    dead = norms <= 1e-12 * max(float(norms.max()), 1e-300)
+    flagged = set(np.flatnonzero(dead))
+    live = np.flatnonzero(~dead)
+    if live.size:
+        _, s, vt = np.linalg.svd(J[:, live] / norms[live], full_matrices=True)
+        s_full = np.zeros(live.size)
+        s_full[: len(s)] = s
+        flat = s_full < FLAT_DIRECTION_TOL * max(float(s_full[0]), 1e-300)
+        if flat.any():
+            weight = np.sum(vt[flat] ** 2, axis=0)
+            flagged.update(live[weight > 1e-2])
+    return [spec.names[i] for i in sorted(flagged)]
+
+
+def _at_bound(spec: Spec, theta: Array) -> list[str]:
+    out = []
+    for i, name in enumerate(spec.names):
+        for bound in (spec.lower[i], spec.upper[i]):
+            if np.isfinite(bound) and abs(theta[i] - bound) <= 1e-6 * max(1.0, abs(bound)):
+                out.append(name)
+                break
+    return out
+
+
+def _trust_region(spec: Spec, data: LawData, options: FitOptions) -> dict[str, tuple[float, float]]:
+    region = {
+        var: (float(data.X[var].min()), float(data.X[var].max()))
+        for var in spec.variables
+        if var in data.X and var not in spec.held and data.X[var].min() < data.X[var].max()
+    }
+    if options.trust_region:
+        unknown = sorted(set(options.trust_region) - set(spec.variables))
+        if unknown:
+            raise ValueError(f"trust_region names unknown variables {unknown}; variables: {list(spec.variables)}")
+        region.update(options.trust_region)
+    return region
+
+
+# ---------------------------------------------------------------------------
+# held-out error
+
+
+def _trainable(spec: Spec, train: LawData, test_panels: Array | None = None) -> str | None:
+    """Why ``spec`` cannot be refitted on ``train`` (None when it can)."""
+    for var in spec.variables:
+        if var in spec.held or var not in train.X:
+            continue
+        if len(np.unique(train.X[var])) < 2:
+            return f"a single value of {var} remains"
+    if train.n_configs < spec.n_params:
+        return f"{train.n_configs} configurations for {spec.n_params} parameters"
+    if spec.per_panel:
+        needed = np.unique(test_panels) if test_panels is not None else np.arange(len(spec.panel_labels))
+        if not np.all(np.isin(needed, train.panel)):
+            return "a panel with per-panel parameters would have no runs"
+    return None
+
+
+def _refit_predict(spec: Spec, train: LawData, test: LawData, options: FitOptions) -> Array:
+    sol = solve(spec, train.X, train.panel, train.y, loss=options.loss, f_scale=options.f_scale,
+                n_polish=options.holdout_starts, polish=False)
+    return spec.predict(sol.theta, test.X, test.panel)
+
+
+def _relative_errors(pred: Array, y: Array) -> Array:
+    keep = y != 0
+    return np.abs(pred[keep] - y[keep]) / np.abs(y[keep])
+
+
+def _summarise(errors: list[Array], **extra: Any) -> dict[str, Any] | None:
+    if not errors:
+        return None
+    flat = np.concatenate(errors)
+    if flat.size == 0:
+        return None
+    return {"mean": float(flat.mean()), "max": float(flat.max()), "n_runs": int(flat.size), **extra}
+
+
+def _heldout(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any]:
+    return {"loo": _leave_one_config_out(spec, data, options), "extrapolation": _leave_largest_out(spec, data, options)}
+
+
+def _leave_one_config_out(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any] | None:
+    """Refit without each configuration (all its seeds) and predict it."""
+    errors: list[Array] = []
+    skipped = 0
+    configs = np.unique(data.config)
+    for c in configs:
+        out = data.config == c
+        train, test = data.subset(np.flatnonzero(~out)), data.subset(np.flatnonzero(out))
+        if _trainable(spec, train, test.panel) is not None:
+            skipped += 1
+            continue
+        errors.append(_relative_errors(_refit_predict(spec, train, test, options), test.y))
+    return _summarise(errors, n_folds=len(configs) - skipped, skipped=skipped)
+
+
+def _leave_largest_out(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any] | None:
+    """Fit on the smaller models, predict the largest ``holdout_fraction``."""
+    configs = np.unique(data.config)
+    size = np.array([data.size[data.config == c].mean() for c in configs])
+    order = configs[np.argsort(-size, kind="stable")]
+    n_out = max(1, math.ceil(options.holdout_fraction * len(configs)))
+    while n_out >= 1:
+        held = np.isin(data.config, order[:n_out])
+        train, test = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+        if _trainable(spec, train, test.panel) is None:
+            errors = _relative_errors(_refit_predict(spec, train, test, options), test.y)
+            held_rows = pd.DataFrame({v: data.X[v][held] for v in data.X}).drop_duplicates()
+            return _summarise(
+                [errors],
+                n_configs_held=int(n_out),
+                held_out=_clean(held_rows.to_dict(orient="records")),
+                size_threshold=float(np.sort(size)[::-1][n_out - 1]),
+            )
+        n_out -= 1
+    return None
+
+
+# ---------------------------------------------------------------------------
+# bootstrap
+
+
+def bootstrap_mode(data: LawData, requested: str) -> str:
+    """``seeds`` when asked for (or ``auto`` and every configuration has two or
+    more runs), ``runs`` otherwise."""
+    if requested in ("runs", "seeds", "none"):
+        if requested == "seeds":
+            counts = np.bincount(data.config)
+            if counts[counts > 0].min() < 2:
+                raise ValueError(
+                    "bootstrap='seeds' needs at least two runs (seeds) of every configuration; "
+                    f"{int(np.sum(counts == 1))} configuration(s) have one"
+                )
+        return requested
+    counts = np.bincount(data.config)
+    return "seeds" if counts[counts > 0].min() >= 2 else "runs"
+
+
+def resample(data: LawData, mode: str, rng: np.random.Generator, spec: Spec, tries: int = 100) -> Array | None:
+    """Indices of one bootstrap sample (None when no valid sample was drawn).
+
+    ``runs``: n runs drawn with replacement from all runs, redrawn until the
+    sample can still be fitted. ``seeds``: within each configuration, its runs
+    drawn with replacement, so every configuration keeps its count.
+    """
+    if mode == "seeds":
+        groups = [np.flatnonzero(data.config == c) for c in np.unique(data.config)]
+        return np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+    for _ in range(tries):
+        index = rng.integers(0, data.n, size=data.n)
+        if _trainable(spec, data.subset(index)) is None:
+            return index
+    return None
+
+
+def _bootstrap(
+    spec: Spec, data: LawData, theta: Array, options: FitOptions, rng: np.random.Generator, solution: Solution
+) -> tuple[Array, dict[str, Any]]:
+    mode = bootstrap_mode(data, options.bootstrap) if options.n_boot > 0 else "none"
+    info: dict[str, Any] = {"mode": mode, "n": 0, "failed": 0, "not_converged": 0, "seed": options.seed}
+    if mode == "none":
+        return np.empty((0, spec.n_params)), info
+    from tqdm.auto import tqdm
+
+    samples = np.full((options.n_boot, spec.n_params), np.nan)
+    bar = tqdm(range(options.n_boot), desc=f"bootstrap {spec.form}", unit="fit", disable=not options.progress, leave=False)
+    for b in bar:
+        index = resample(data, mode, rng, spec)
+        if index is None:
+            info["failed"] += 1
+            continue
+        sample = data.subset(index)
+        try:
+            # Warm start from the full-data fit: the standard bootstrap
+            # shortcut; each refit still polishes to its own optimum.
+            sol = solve(
+                spec, sample.X, sample.panel, sample.y, loss=options.loss, f_scale=solution.f_scale,
+                n_polish=1, extra_starts=[theta], use_grid=False, polish=False,
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            info["failed"] += 1
+            continue
+        if not sol.converged:
+            info["not_converged"] += 1
+        samples[b] = sol.theta
+    info["n"] = int(np.sum(np.all(np.isfinite(samples), axis=1)))
+    return samples, info
+
+
+def _intervals(spec: Spec, samples: Array, ci: float, unidentified: Sequence[str]) -> dict[str, tuple[float, float]]:
+    finite = samples[np.all(np.isfinite(samples), axis=1)] if samples.size else samples
+    alpha = (1 - ci) / 2
+    out: dict[str, tuple[float, float]] = {}
+    for i, name in enumerate(spec.names):
+        if name in unidentified or len(finite) < 2:
+            out[name] = (float("nan"), float("nan"))
+        else:
+            lo, hi = np.quantile(finite[:, i], [alpha, 1 - alpha])
+            out[name] = (float(lo), float(hi))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# baseline
+
+
+def _baseline(form: Form, data: LawData, options: FitOptions) -> dict[str, Any] | None:
+    """The decay-free ``scaling`` form on the same runs, scored the same way."""
+    if form.name in ("scaling", "chinchilla") or not {"N", "d"} <= set(data.X):
+        return None
+    scaling = FORMS["scaling"]
+    mode = "fixed" if "D" in data.X and not (form.name == "performance_code" and options.D == "free") else "free"
+    spec = scaling.specify(data, D=mode)
+    if data.n_configs < spec.n_params:
+        return None
+    sol = solve(spec, data.X, data.panel, data.y, loss=options.loss, f_scale=options.f_scale, n_polish=1)
+    r2, rmse = _quality(data.y, spec.predict(sol.theta, data.X, data.panel))
+    heldout = _heldout(spec, data, options) if options.holdout else {"loo": None, "extrapolation": None}
+    loo, ext = heldout["loo"], heldout["extrapolation"]
+    return {
+        "form": "scaling",
+        "formula": spec.formula,
+        "params": spec.param_dict(sol.theta),
+        "n_params": spec.n_params,
+        "r2": r2,
+        "rmse": rmse,
+        "loo_error": loo["mean"] if loo else None,
+        "loo_max_error": loo["max"] if loo else None,
+        "extrapolation_error": ext["mean"] if ext else None,
+        "extrapolation_max_error": ext["max"] if ext else None,
+    }
