@@ -125,7 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(report.summary)
     print(f"{summary.finished} runs trained ({summary.skipped} reused), {summary.failed} failed; "
-          f"sweep machinery overhead {100 * summary.overhead:.2f}% of the wall time")
+          f"sweep machinery overhead {100 * summary.overhead:.2f}% of the training time")
     print(f"report: {out / 'report' / 'report.html'}")
     return 1 if summary.failed else 0
 
