@@ -199,8 +199,8 @@ def test_demo_end_to_end_writes_a_valid_report(tmp_path, capsys):
         assert ET.parse(svg).getroot().tag.endswith("svg")
         assert svg.name in html
     rows = json.loads((report / "results.json").read_text())
-    assert len(rows) == 12 and {r["dataset"] for r in rows} == {"low", "medium", "high"}
+    assert len(rows) == 27 and {r["dataset"] for r in rows} == {"low", "medium", "high"}
     assert "layers" in (report / "results.csv").read_text().splitlines()[0]
     # a second demo reuses every finished run
     assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
-    assert "0 runs trained (12 reused)" in capsys.readouterr().out
+    assert "0 runs trained (27 reused)" in capsys.readouterr().out

@@ -5,7 +5,8 @@ fits the Performance Law and the decay-free ``scaling`` baseline, and writes
 into a folder:
 
 * ``results.csv`` and ``results.json``: one row per finished run;
-* ``fit.json``: both fits, with intervals, held-out errors and the optima;
+* ``fit.json``: the Performance Law per data panel (dataset × max_len), with
+  intervals, in-sample and held-out errors beside the decay-free baseline, and the optima;
 * ``summary.txt``: what the command line prints;
 * ``figures/*.png`` and ``figures/*.svg``: measured points with fitted curves,
   the fitted surface, residuals, predicted against measured;
@@ -45,8 +46,7 @@ class Report:
     out_dir: Path
     summary: str
     files: list[Path] = field(default_factory=list)
-    fit: Any = None  # the Performance Law fit, or None when it could not be made
-    baseline: Any = None  # the decay-free scaling fit
+    fits: dict[str, Any] = field(default_factory=dict)  # Performance Law fit per data panel
 
 
 def load_runs(results: Any) -> pd.DataFrame:
@@ -101,19 +101,19 @@ def make_report(
     report = Report(out_dir=out, summary="")
     report.files += _write_tables(runs, out)
     sections = [_data_section(ok)]
-    if budget is None and "params" in ok and len(ok):
-        budget = float(ok["params"].median())
-    try:
-        report.fit, report.baseline = _fit_laws(ok, metric, n_boot, seed)
-        sections.append(report.fit.summary(budget=budget))
-        report.files.append(_write_text(out / "fit.json", json.dumps(
-            {"performance": report.fit.to_dict(budget=budget), "scaling": report.baseline.to_dict(uses=False)},
-            indent=2, default=str, allow_nan=True)))
+    report.fits, problems = _fit_panels(ok, metric, n_boot, seed)
+    sections += [f"=== {label} ===\nno law fitted: {problem}" for label, problem in problems.items()]
+    fit_json = {}
+    for label, law in report.fits.items():
+        group_budget = budget if budget is not None else _median_params(law)
+        sections.append(f"=== {label} ===\n" + law.summary(budget=group_budget))
+        fit_json[label] = law.to_dict(budget=group_budget)
         from perflaw.law.plot import plot_fit
 
-        report.files += plot_fit(report.fit, out / "figures", formats=("png", "svg"))
-    except (ValueError, RuntimeError) as exc:
-        sections.append(f"no law fitted: {exc}")
+        prefix = "" if len(report.fits) == 1 else f"{_safe_name(label)}_"
+        report.files += plot_fit(law, out / "figures", prefix=prefix, formats=("png", "svg"))
+    if fit_json:
+        report.files.append(_write_text(out / "fit.json", json.dumps(fit_json, indent=2, default=str)))
     failed = len(runs) - len(ok)
     if failed:
         sections.append(f"{failed} run(s) failed; see the status and error columns of results.csv")
@@ -123,14 +123,38 @@ def make_report(
     return report
 
 
-def _fit_laws(ok: pd.DataFrame, metric: str, n_boot: int, seed: int):
+# Columns that define a data panel: the law is fitted per panel, as in the paper.
+PANEL_COLUMNS = ("dataset", "max_len")
+
+
+def _fit_panels(ok: pd.DataFrame, metric: str, n_boot: int, seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """One Performance Law fit per data panel (each shown beside its decay-free
+    baseline), and the reason for each panel that could not be fitted."""
     import perflaw
 
     if len(ok) == 0:
-        raise ValueError("no successful runs")
-    law = perflaw.fit(ok, form="performance", metric=metric, n_boot=n_boot, seed=seed)
-    baseline = perflaw.fit(ok, form="scaling", metric=metric, n_boot=0, seed=seed)
-    return law, baseline
+        return {}, {"all runs": "no successful runs"}
+    by = [c for c in PANEL_COLUMNS if c in ok and ok[c].nunique() > 1]
+    groups = ok.groupby(by, sort=True) if by else [("all runs", ok)]
+    fits, problems = {}, {}
+    for key, group in groups:
+        label = "|".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        try:
+            fits[label] = perflaw.fit(group.reset_index(drop=True), form="performance", metric=metric,
+                                      n_boot=n_boot, seed=seed)
+        except (ValueError, RuntimeError) as exc:
+            problems[label] = str(exc)
+    return fits, problems
+
+
+def _median_params(law: Any) -> float | None:
+    """Default budget: the median size of the panel's trained models, so that it binds."""
+    frame = law.data.frame
+    return float(frame["params"].median()) if "params" in frame and len(frame) else None
+
+
+def _safe_name(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in label)
 
 
 def _data_section(ok: pd.DataFrame) -> str:
