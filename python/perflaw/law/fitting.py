@@ -313,7 +313,7 @@ class Fit:
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in given.items()}
         for var, arr in arrays.items():
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"variable {var} must be finite and positive, got {arr[~(arr > 0) | ~np.isfinite(arr)][0]!r}")
+                raise ValueError(f"variable {var} must be finite and positive, got {float(arr[~(arr > 0) | ~np.isfinite(arr)][0])!r}")
         panel_id = self._panel_id(panel)
         if "D" not in arrays and "D" in self.form_obj.columns and "D" not in self.held and not self.spec.per_panel:
             if panel_id is None:
@@ -562,6 +562,8 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
     """Fit ``form`` to already-checked ``data`` (see :func:`fit`)."""
     spec = form.specify(data, D=options.D)
     _check_enough(spec, data)
+    if options.n_boot > 0:
+        bootstrap_mode(data, options.bootstrap)  # fail early on an impossible request
     solution = solve(spec, data.X, data.panel, data.y, loss=options.loss, f_scale=options.f_scale, n_polish=options.n_starts)
     theta = solution.theta
     pred = spec.predict(theta, data.X, data.panel)

@@ -55,7 +55,9 @@ DATA_EXPONENT_GRID = (-2.0, -1.0, -0.5, -0.25, 0.25, 0.5, 1.0, 2.0)
 AMPLITUDE_GRID = (-3.0, -0.3, -0.03, -0.003, 0.003, 0.03, 0.3, 3.0)
 EXPONENT_BOUND = 4.0
 AMPLITUDE_BOUND = 1e4
-FREE_D_BOUNDS = (1e-6, 1e12)
+# Free D per panel: wide enough that the data term reaches any offset a
+# metric table needs (c(D) ≈ −w5·ln D for large D).
+FREE_D_BOUNDS = (1e-9, 1e30)
 
 # Hoffmann et al. (2022, appendix D.2) initialisation grid, in their
 # log-space parametrisation E = exp(e), A = exp(a), B = exp(b).

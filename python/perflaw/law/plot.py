@@ -97,7 +97,7 @@ def _save(figure: "Figure", stem: Path, formats: Iterable[str], dpi: int) -> lis
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(fd)
         try:
-            figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            figure.savefig(tmp, format=fmt, dpi=dpi)
             os.replace(tmp, target)
         finally:
             if os.path.exists(tmp):
@@ -139,7 +139,7 @@ def _band(fit: "Fit", points: dict[str, np.ndarray], fixed: dict[str, float], pa
 
 def _axis(fit: "Fit", var: str, rows: np.ndarray) -> np.ndarray:
     lo, hi = fit.trust_region.get(var, (float(fit.data.X[var][rows].min()), float(fit.data.X[var][rows].max())))
-    return np.geomspace(lo, hi, 120)
+    return np.geomspace(lo, hi, 60)
 
 
 def _curves(fit: "Fit", rows: np.ndarray, panel: int, variables: list[str], label: str) -> "Figure":
@@ -175,7 +175,7 @@ def _surface(fit: "Fit", rows: np.ndarray, panel: int, variables: list[str], lab
     x, z = variables[0], variables[1]
     figure = _figure(6.5, 5.0)
     ax = figure.add_subplot(1, 1, 1, projection="3d")
-    gx, gz = np.meshgrid(_axis(fit, x, rows)[::3], _axis(fit, z, rows)[::3])
+    gx, gz = np.meshgrid(_axis(fit, x, rows)[::2], _axis(fit, z, rows)[::2])
     pred = _evaluate(fit, fit.theta, {x: gx.ravel(), z: gz.ravel()}, _fixed_inputs(fit, rows, variables), panel)
     ax.plot_surface(np.log(gx), np.log(gz), pred.reshape(gx.shape), cmap="viridis", alpha=0.75, linewidth=0)
     ax.scatter(np.log(fit.data.X[x][rows]), np.log(fit.data.X[z][rows]), fit.data.y[rows], color="crimson", s=14)

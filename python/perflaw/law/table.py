@@ -77,7 +77,8 @@ def _read_path(path: Path) -> pd.DataFrame:
     if suffix in _CSV_SUFFIXES:
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     if suffix in _JSONL_SUFFIXES:
-        return pd.read_json(path, lines=True)
+        # precise_float: the default parser rounds the last digits of floats
+        return pd.read_json(path, lines=True, precise_float=True)
     if suffix in _PARQUET_SUFFIXES:
         return pd.read_parquet(path)
     raise ValueError(
@@ -231,7 +232,7 @@ def build_law_data(
         if bad.size:
             raise ValueError(
                 f"variable {var} (column {chosen[var]!r}) must be positive, "
-                f"found {X[var][bad[0]]!r} in row {int(bad[0])}"
+                f"found {float(X[var][bad[0]])!r} in row {int(bad[0])}"
             )
 
     panel, labels = _panels(frame, panel_by)

@@ -1,0 +1,101 @@
+"""``perflaw fit`` and ``perflaw plot`` on the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perflaw.cli import main
+from perflaw.commands.law import parse_trust_region
+from perflaw.law.synthetic import synthetic_runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("law_cli")
+    df = synthetic_runs(d_primes=(1.0, 2.0), noise=0.0015, seed=6)
+    df.to_csv(folder / "runs.csv", index=False)
+    df.to_parquet(folder / "runs.parquet", index=False)
+    df.to_json(folder / "runs.jsonl", orient="records", lines=True)
+    df[df.dataset == "syn0"].to_csv(folder / "one_panel.csv", index=False)
+    return folder
+
+
+def test_fit_prints_parameters_quality_baseline_and_optima(results, capsys):
+    code = main(["fit", str(results / "runs.csv"), "--by", "dataset,max_len", "--n-boot", "10",
+                 "--no-holdout", "--budget", "100000"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.count("== dataset,max_len = syn") == 2
+    for text in ("w1", "95% interval", "R² (in-sample)", "scaling (baseline)", "optimum in N∈[4, 32]",
+                 "budget optimum (≤ 1.000e+05 parameters)", "scaling potential"):
+        assert text in out
+
+
+def test_fit_json_is_to_dict(results, capsys):
+    code = main(["fit", str(results / "runs.parquet"), "--form", "performance_code", "--D", "free",
+                 "--n-boot", "5", "--no-holdout", "--json", "--seed", "3"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert payload["form"] == "performance_code" and payload["options"]["D"] == "free"
+    assert payload["n_params"] == 8  # w1..w5, b and one D per panel
+    assert payload["options"]["seed"] == 3 and payload["bootstrap"]["n"] == 5
+    assert "optimum" in payload and "scaling_potential" in payload
+
+
+def test_fit_json_by_groups(results, capsys):
+    assert main(["fit", str(results / "runs.jsonl"), "--form", "scaling", "--by", "dataset", "--n-boot", "0",
+                 "--no-holdout", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["by"] == "dataset" and sorted(payload["groups"]) == ["syn0", "syn1"]
+
+
+def test_fit_errors_are_clean(results, capsys):
+    code = main(["fit", str(results / "runs.csv"), "--metric", "hr@10", "--n-boot", "0"])
+    assert code == 2
+    assert "perflaw fit: error: metric column 'hr@10' not in the table" in capsys.readouterr().err
+    assert main(["fit", str(results / "nope.csv")]) == 2
+    assert main(["fit", str(results / "runs.csv"), "--trust-region", "N=4"]) == 2
+    assert "needs LOW:HIGH" in capsys.readouterr().err
+
+
+def test_parse_trust_region():
+    assert parse_trust_region("N=4:64,d=16:256") == {"N": (4.0, 64.0), "d": (16.0, 256.0)}
+    assert parse_trust_region(None) is None
+    with pytest.raises(ValueError, match="must be numbers"):
+        parse_trust_region("N=a:b")
+
+
+def test_plot_writes_png_and_svg(results, tmp_path, capsys):
+    out = tmp_path / "figs"
+    code = main(["plot", str(results / "one_panel.csv"), "--n-boot", "8", "--no-holdout", "--out", str(out)])
+    printed = capsys.readouterr().out.split()
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    for stem in ("curves", "surface", "residuals", "predicted"):
+        assert f"{stem}.png" in names and f"{stem}.svg" in names
+    assert len(printed) == len(names) == 8
+    for name in names:
+        data = (out / name).read_bytes()
+        if name.endswith(".png"):
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert b"<svg" in data[:2000]
+
+
+def test_module_entry_point_in_a_subprocess(results):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "perflaw.cli", "fit", str(results / "runs.csv"), "--form", "scaling",
+         "--n-boot", "0", "--no-holdout", "--json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["form"] == "scaling"
