@@ -36,7 +36,7 @@ def test_optimum_is_the_analytic_peak(code_fit):
     lo, hi = best.point_intervals["N"]
     assert lo <= best.point["N"] <= hi
     assert best.interval[0] <= best.value <= best.interval[1] + 1e-12
-    assert best.value == pytest.approx(float(code_fit.predict(N=best.point["N"], d=best.point["d"])[0]))
+    assert best.value == pytest.approx(code_fit.predict(N=best.point["N"], d=best.point["d"]))
 
 
 def test_integer_optimum_matches_brute_force(code_fit):
@@ -84,7 +84,7 @@ def test_scaling_potential_matches_brute_force(code_fit):
     sp = code_fit.scaling_potential(N=4, d=25)
     Ns, ds = np.geomspace(4, 32, 400), np.geomspace(25, 100, 400)
     _, _, best_value = _brute(code_fit, Ns, ds)
-    now = float(code_fit.predict(N=4, d=25)[0])
+    now = code_fit.predict(N=4, d=25)
     assert sp.current == {"N": 4.0, "d": 25.0} and sp.current_value == pytest.approx(now)
     assert sp.gain == pytest.approx(best_value - now, rel=1e-4)
     assert sp.relative_gain == pytest.approx(sp.gain / abs(now))

