@@ -120,3 +120,15 @@ def test_bad_options_are_named(runs):
         perflaw.fit(runs, loss="l2")
     with pytest.raises(ValueError, match=r"trust_region\['N'\] must satisfy 0 < low < high"):
         perflaw.fit(runs, trust_region={"N": (10, 4)})
+
+
+def test_a_sweep_results_store_is_read(runs, tmp_path):
+    sweep = pytest.importorskip("perflaw.sweep")
+    store = sweep.ResultStore(tmp_path / "results.sqlite")
+    for i, row in enumerate(runs.drop(columns="status").to_dict(orient="records")):
+        store.record(f"run{i}", row, status="ok")
+    store.record("broken", {"layers": 3, "error": "out of memory"}, status="failed")
+    from_folder = perflaw.fit(tmp_path, form="scaling", n_boot=0, holdout=False)
+    from_frame = perflaw.fit(runs, form="scaling", n_boot=0, holdout=False)
+    assert from_folder.n_runs == len(runs)
+    assert from_folder.params == pytest.approx(from_frame.params, rel=1e-12)

@@ -26,6 +26,7 @@ DEFAULT_PANEL_BY = ("dataset", "max_len")
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _PARQUET_SUFFIXES = {".parquet", ".pq"}
+_SQLITE_SUFFIXES = {".sqlite", ".db"}
 
 
 def read_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
@@ -36,8 +37,8 @@ def read_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     Parameters
     ----------
     table : DataFrame or path
-        ``.csv``/``.tsv``, ``.jsonl``/``.ndjson`` (one JSON object per line) or
-        ``.parquet``/``.pq``.
+        ``.csv``/``.tsv``, ``.jsonl``/``.ndjson`` (one JSON object per line),
+        ``.parquet``/``.pq``, or a sweep folder / its ``results.sqlite``.
 
     Returns
     -------
@@ -74,6 +75,11 @@ def _read_path(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"results table not found: {path}")
     suffix = path.suffix.lower()
+    if path.is_dir() or suffix in _SQLITE_SUFFIXES:
+        # a sweep folder or its results store (perflaw.sweep owns the format)
+        from perflaw.sweep import open_results
+
+        return open_results(path).frame(include_failed=True)
     if suffix in _CSV_SUFFIXES:
         return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     if suffix in _JSONL_SUFFIXES:
@@ -83,7 +89,7 @@ def _read_path(path: Path) -> pd.DataFrame:
         return pd.read_parquet(path)
     raise ValueError(
         f"cannot read results table {str(path)!r}: unknown extension {suffix!r} "
-        "(expected .csv, .tsv, .jsonl, .ndjson, .json or .parquet)"
+        "(expected .csv, .tsv, .jsonl, .ndjson, .json, .parquet, .sqlite or a sweep folder)"
     )
 
 
