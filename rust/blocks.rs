@@ -287,6 +287,61 @@ pub fn partition_windows(
     (rows, bounds)
 }
 
+/// Count histograms of a bag of windows given as rows (`width` = m + 1 ids
+/// each): {count: how many distinct windows have it} for the windows and for
+/// their m-item prefixes. Sorting the rows puts equal windows, and windows
+/// with equal prefixes, next to each other, so one pass over the sorted rows
+/// gives both histograms; no hash table is needed.
+pub fn row_histograms(
+    flat: &[i64],
+    width: usize,
+) -> Result<(BTreeMap<u64, u64>, BTreeMap<u64, u64>)> {
+    if width < 2 || flat.len() % width != 0 {
+        return Err(KernelError::BadShape(format!(
+            "windows hold {} ids, not a whole number of rows of m + 1 = {width} (m >= 1)",
+            flat.len()
+        )));
+    }
+    Ok(match width {
+        2 => sorted_histograms(fixed_rows::<2>(flat)),
+        3 => sorted_histograms(fixed_rows::<3>(flat)),
+        4 => sorted_histograms(fixed_rows::<4>(flat)),
+        _ => sorted_histograms(flat.chunks_exact(width).collect()),
+    })
+}
+
+/// Rows copied into fixed-size arrays, which sort much faster than slices.
+fn fixed_rows<const W: usize>(flat: &[i64]) -> Vec<[i64; W]> {
+    flat.chunks_exact(W)
+        .map(|row| row.try_into().expect("chunks have W items"))
+        .collect()
+}
+
+fn sorted_histograms<R: AsRef<[i64]> + Ord>(
+    mut rows: Vec<R>,
+) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+    rows.sort_unstable();
+    let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut run, mut prefix_run) = (0u64, 0u64);
+    for i in 0..rows.len() {
+        run += 1;
+        prefix_run += 1;
+        let row = rows[i].as_ref();
+        let next = rows.get(i + 1).map(|r| r.as_ref());
+        let m = row.len() - 1;
+        if next != Some(row) {
+            *joint.entry(run).or_default() += 1;
+            run = 0;
+        }
+        if next.map(|r| &r[..m]) != Some(&row[..m]) {
+            *prefix.entry(prefix_run).or_default() += 1;
+            prefix_run = 0;
+        }
+    }
+    (joint, prefix)
+}
+
 /// sum over a histogram {count: how many windows have it} of count * ln count.
 fn sum_c_ln_c(histogram: &BTreeMap<u64, u64>) -> f64 {
     histogram
@@ -381,6 +436,25 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(parts.to_arrays(), whole.to_arrays());
+    }
+
+    #[test]
+    fn sorted_row_histograms_equal_the_table_histograms() {
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        let batch = Batch::new(&offsets, &items).unwrap();
+        for m in 1..6 {
+            let mut table = WindowCounts::new(m).unwrap();
+            table.update(&batch, None, &pool(1).unwrap());
+            let (rows, _) = partition_windows(&batch, m, None, 1);
+            assert_eq!(
+                row_histograms(&rows, m + 1).unwrap(),
+                table.histograms(),
+                "m={m}"
+            );
+        }
+        assert!(row_histograms(&[1, 2, 3], 2).is_err());
+        assert!(row_histograms(&[1, 2], 1).is_err());
     }
 
     #[test]

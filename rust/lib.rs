@@ -110,6 +110,35 @@ fn partition_windows<'py>(
     ))
 }
 
+/// Histograms of a bag of windows given as rows of m + 1 ids (e.g. one spilled
+/// partition): (joint_counts, joint_windows, prefix_counts, prefix_windows).
+#[pyfunction]
+fn window_histograms<'py>(
+    py: Python<'py>,
+    windows: PyReadonlyArray1<'py, i64>,
+    m: usize,
+) -> PyResult<Histograms<'py>> {
+    let flat = windows.as_slice()?;
+    let (joint, prefix) = py.detach(|| blocks::row_histograms(flat, m + 1))?;
+    Ok(histogram_arrays(py, joint, prefix))
+}
+
+fn histogram_arrays<'py>(
+    py: Python<'py>,
+    joint: std::collections::BTreeMap<u64, u64>,
+    prefix: std::collections::BTreeMap<u64, u64>,
+) -> Histograms<'py> {
+    let split =
+        |h: std::collections::BTreeMap<u64, u64>| -> (Vec<u64>, Vec<u64>) { h.into_iter().unzip() };
+    let ((jc, jn), (pc, pn)) = (split(joint), split(prefix));
+    (
+        jc.into_pyarray(py),
+        jn.into_pyarray(py),
+        pc.into_pyarray(py),
+        pn.into_pyarray(py),
+    )
+}
+
 /// Count histograms of windows and prefixes as numpy arrays.
 type Histograms<'py> = (
     Bound<'py, PyArray1<u64>>,
@@ -241,6 +270,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
+    m.add_function(wrap_pyfunction!(window_histograms, m)?)?;
     m.add_class::<WindowCounts>()?;
     m.add("PARTITIONS", blocks::PARTITIONS)?;
     Ok(())

@@ -45,6 +45,11 @@ def partition_windows(
     """Every window of m + 1 items as rows, grouped by a hash of the m-item prefix,
     and the partitions + 1 group bounds. Equal prefixes always share a group."""
 
+def window_histograms(
+    windows: npt.NDArray[np.int64], m: int
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """Histograms of a bag of windows (flattened rows of m + 1 ids), as WindowCounts.histograms()."""
+
 class WindowCounts:
     """Exact counts of every window of m + 1 items; merges exactly across shards."""
 

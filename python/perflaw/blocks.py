@@ -47,7 +47,15 @@ class BlockHistograms:
 
     @classmethod
     def from_counts(cls, counts: "_core.WindowCounts") -> "BlockHistograms":
-        joint_counts, joint_windows, prefix_counts, prefix_windows = counts.histograms()
+        return cls.from_arrays(*counts.histograms())
+
+    @classmethod
+    def from_rows(cls, flat_windows: np.ndarray, m: int) -> "BlockHistograms":
+        """Histograms of a bag of windows given as flattened rows of m + 1 ids."""
+        return cls.from_arrays(*_core.window_histograms(flat_windows, m))
+
+    @classmethod
+    def from_arrays(cls, joint_counts, joint_windows, prefix_counts, prefix_windows) -> "BlockHistograms":
         return cls(
             joint=dict(zip(joint_counts.tolist(), joint_windows.tolist())),
             prefix=dict(zip(prefix_counts.tolist(), prefix_windows.tolist())),
@@ -126,9 +134,7 @@ class WindowSpill:
         return total
 
     def _count_partition(self, path: Path) -> BlockHistograms:
-        flat = np.fromfile(path, dtype=WINDOW_DTYPE)
-        ones = np.ones(len(flat) // (self.m + 1), dtype=np.uint64)
-        return BlockHistograms.from_counts(_core.WindowCounts.from_arrays(self.m, flat, ones))
+        return BlockHistograms.from_rows(np.fromfile(path, dtype=WINDOW_DTYPE), self.m)
 
     def close(self) -> None:
         for handle in self._files:
