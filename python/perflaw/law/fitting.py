@@ -434,11 +434,28 @@ class Fit:
             "version": self.version,
         }
         if uses:
-            out["optimum"] = _use_or_reason(lambda: self.optimum().to_dict())
-            out["scaling_potential"] = _use_or_reason(lambda: self.scaling_potential().to_dict())
-            if budget is not None:
-                out["budget_optimum"] = _use_or_reason(lambda: self.budget_optimum(budget, **budget_kwargs).to_dict())
+            # one answer per panel when the law needs to know the panel (D′)
+            for label in self.use_panels():
+                key = {} if label is None else {"panel": label}
+                uses_out = {
+                    "optimum": _use_or_reason(lambda: self.optimum(**key).to_dict()),
+                    "scaling_potential": _use_or_reason(lambda: self.scaling_potential(**key).to_dict()),
+                }
+                if budget is not None:
+                    uses_out["budget_optimum"] = _use_or_reason(
+                        lambda: self.budget_optimum(budget, **key, **budget_kwargs).to_dict()
+                    )
+                if label is None:
+                    out.update(uses_out)
+                else:
+                    for name, value in uses_out.items():
+                        out.setdefault(name, {"by_panel": {}})["by_panel"][label] = value
         return out
+
+    def use_panels(self) -> list[str | None]:
+        """``[None]`` when optimum & co. need no panel, else every panel label."""
+        needs = self.spec.per_panel or ("D" in self.data.X and "D" not in self.held)
+        return list(self.panels) if needs and len(self.panels) > 1 else [None]
 
     def summary(self, **kwargs: Any) -> str:
         """A plain-text table of the fit (what ``perflaw fit`` prints); keywords

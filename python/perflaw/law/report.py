@@ -100,9 +100,19 @@ def _err(mean: Any, worst: Any) -> str:
 
 
 def _uses(fit: "Fit", budget: float | None, budget_kwargs: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for label in fit.use_panels():
+        key = {} if label is None else {"panel": label}
+        if label is not None:
+            lines.append(f"  panel {label}:")
+        lines.extend(_uses_one(fit, budget, budget_kwargs, key))
+    return lines
+
+
+def _uses_one(fit: "Fit", budget: float | None, budget_kwargs: dict[str, Any], key: dict[str, str]) -> list[str]:
     lines = []
     try:
-        best = fit.optimum()
+        best = fit.optimum(**key)
         point = ", ".join(
             f"{k}* = {_num(v)} {_interval(best.point_intervals[k])} ({best.status[k]})" for k, v in best.point.items()
         )
@@ -112,7 +122,7 @@ def _uses(fit: "Fit", budget: float | None, budget_kwargs: dict[str, Any]) -> li
         lines.append(f"  optimum: not available ({exc})")
     if budget is not None:
         try:
-            b = fit.budget_optimum(budget, **budget_kwargs)
+            b = fit.budget_optimum(budget, **key, **budget_kwargs)
             point = ", ".join(f"{k} = {_num(v)}" for k, v in b.point.items())
             lines.append(
                 f"  budget optimum (≤ {_num(budget)} parameters): {point}, {_num(b.params)} parameters, "
@@ -122,7 +132,7 @@ def _uses(fit: "Fit", budget: float | None, budget_kwargs: dict[str, Any]) -> li
         except (ValueError, ImportError) as exc:
             lines.append(f"  budget optimum: not available ({exc})")
     try:
-        sp = fit.scaling_potential()
+        sp = fit.scaling_potential(**key)
         now = ", ".join(f"{k} = {_num(v)}" for k, v in sp.current.items())
         best = ", ".join(f"{k} = {_num(v)}" for k, v in sp.best.items())
         lines.append(
