@@ -1,0 +1,765 @@
+"""Scale out on an existing Ray cluster: data quality over sharded logs, sweeps over many machines.
+
+Two entry points, both optional (``pip install 'perflaw[ray]'``):
+
+* :func:`data_quality` computes the same :class:`~perflaw.quality.DataQuality`
+  as :func:`perflaw.data_quality`, from Parquet shards or a Ray Dataset whose
+  users' rows may be spread over many files. Rows are routed to user
+  partitions by a hash of the user id and grouped with a Ray Data shuffle, so
+  every user arrives whole in exactly one task; that task builds
+  :class:`~perflaw.sequences.Sequences` and runs the Rust kernels
+  (:meth:`QualityParts.compute <perflaw.quality.QualityParts.compute>`). The
+  per-user arrays come back to the driver and merge exactly. The corpus block
+  entropy needs every occurrence of a window in one place, so each task also
+  splits its windows by a hash of their m-item prefix
+  (``_core.partition_windows``) and pre-counts them; a second shuffle brings
+  each prefix partition together, where it is counted exactly and reduced to
+  two small count histograms, which add up across partitions
+  (:class:`~perflaw.blocks.BlockHistograms`).
+* :func:`run_sweep` runs every pending training run of a sweep spec as a Ray
+  task with the CPUs and GPUs it asks for, while the driver alone writes the
+  results store, so a sweep resumes and never records a run twice.
+
+Exactness. Counts and the data fingerprint equal the single-machine result
+exactly; the floating statistics use exactly rounded sums over the same
+per-user values, so they agree to the last bit in practice (the tests allow
+1e-12 relative). Windows are matched across workers by item id: raw integer
+ids as they are, string ids by a stable 64-bit BLAKE2b hash of the string
+(the one the data fingerprint uses); two distinct strings sharing a hash, a
+chance of about n² / 2⁶⁵ for n distinct items, would merge their windows.
+
+A user's items keep the order :func:`perflaw.data_quality` gives them: by
+``timestamp`` (stable) and otherwise by position in the input. For Parquet
+shards the position is (shard, row), shards in the order given (globs
+sorted); a Ray Dataset has no row order that survives a shuffle, so it needs
+a ``timestamp`` or an ``order`` column.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import itertools
+import logging
+import math
+import os
+import pickle
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+try:
+    import ray
+except ImportError as _error:  # pragma: no cover - depends on the environment
+    raise ImportError("perflaw.ray needs Ray: pip install 'perflaw[ray]'") from _error
+
+__all__ = ["ClusterError", "connect", "data_quality", "run_sweep", "parquet_files", "PARQUET_SUFFIXES"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+# Rows per read chunk of a shard, and the default rows per user partition.
+READ_CHUNK_ROWS = 1_000_000
+ROWS_PER_USER_PARTITION = 2_000_000
+# Rows of the shuffled table: per-user statistics of one user partition, or
+# the pre-counted windows of one prefix partition.
+_PARTS, _WINDOWS = 0, 1
+# Columns the reader adds; they must not clash with the data's own.
+_SHARD, _ROW, _PART = "__perflaw_shard", "__perflaw_row", "__perflaw_part"
+
+
+# =================================================================== connect
+class ClusterError(ValueError):
+    """No Ray cluster answers at the address given."""
+
+
+def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
+    """Connects this process to Ray unless it is connected already.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``"HOST:PORT"`` of a running cluster's head (the ``--port`` of
+        ``ray start --head``, 6379 by default), ``"ray://HOST:PORT"`` for Ray
+        Client, or ``"auto"``. ``None`` does what ``ray.init()`` does: use
+        ``RAY_ADDRESS``, else a cluster started on this machine with
+        ``ray start``, else start a single-machine Ray instance.
+    timeout_s : float
+        How long to wait for the head to answer. ``ray.init`` itself can wait
+        for minutes on an address where nothing listens, so the address is
+        probed first (a TCP connection, then an HTTP/2 greeting, which a Ray
+        GCS answers).
+
+    Returns
+    -------
+    bool
+        True when this call started the connection (the caller then owns
+        ``ray.shutdown()``), False when Ray was connected already (the
+        existing connection is used, whatever ``address`` says).
+
+    Raises
+    ------
+    ClusterError
+        Nothing, or nothing that speaks gRPC, answers at the address within ``timeout_s``.
+
+    Examples
+    --------
+    >>> connect("127.0.0.1:1", timeout_s=2)  # doctest: +SKIP
+    Traceback (most recent call last):
+    ClusterError: no Ray cluster at 127.0.0.1:1: connection refused ...
+    """
+    if ray.is_initialized():
+        return False
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
+        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+    target = address if address is not None else os.environ.get("RAY_ADDRESS") or None
+    if target not in (None, "auto", "local"):
+        if not isinstance(target, str):
+            raise TypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
+        _probe(target, float(timeout_s))
+    try:
+        ray.init(address=address, logging_level="WARNING", configure_logging=True)
+    except ConnectionError as exc:
+        raise ClusterError(f"cannot connect to a Ray cluster at {address or 'auto'}: {exc}") from None
+    return True
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Fails fast unless a gRPC server (a Ray GCS, or Ray Client) answers at ``address``."""
+    host_port = address.split("://", 1)[1] if "://" in address else address
+    host, _, port_text = host_port.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"a Ray address looks like HOST:PORT (e.g. 10.0.0.5:6379), got {address!r}")
+    port = int(port_text)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as conn:
+            if address.startswith("ray://") or os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+                return  # the greeting below is for plain-text gRPC only
+            conn.settimeout(timeout_s)
+            # HTTP/2 client preface and an empty SETTINGS frame; a gRPC server answers with SETTINGS.
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+            reply = conn.recv(9)
+    except socket.timeout:
+        raise ClusterError(f"no Ray cluster at {address}: no answer within {timeout_s:g}s") from None
+    except ConnectionRefusedError:
+        raise ClusterError(f"no Ray cluster at {address}: connection refused (is `ray start --head` running there?)") from None
+    except OSError as exc:
+        raise ClusterError(f"no Ray cluster at {address}: {exc.strerror or exc}") from None
+    if len(reply) < 4 or reply[3] != 4:
+        raise ClusterError(f"no Ray cluster at {address}: the server there does not speak gRPC")
+
+
+@contextmanager
+def _session(address: str | None, timeout_s: float) -> Iterator[None]:
+    """Connected for the block; disconnects afterwards only if it connected."""
+    started = connect(address, timeout_s)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ============================================================ data quality
+@dataclass(frozen=True)
+class _Layout:
+    """Which columns hold what, and how rows are ordered within a user."""
+
+    user: str
+    item: str
+    timestamp: str | None
+    order: tuple[str, ...]  # columns that order a user's rows, after the timestamp
+    user_partitions: int
+
+    @property
+    def data_columns(self) -> list[str]:
+        return [self.user, self.item] + ([self.timestamp] if self.timestamp else [])
+
+
+def data_quality(
+    source: Any,
+    m: int = 2,
+    max_len: int | None = None,
+    *,
+    address: str | None = None,
+    user: str = "user",
+    item: str = "item",
+    timestamp: str | None = None,
+    order: str | None = None,
+    block_entropy: bool = True,
+    partitions: int = 64,
+    user_partitions: int | None = None,
+    threads: int = 1,
+    progress: bool | None = None,
+    timeout_s: float = 10.0,
+):
+    """Data-quality summary of a sharded corpus, computed on a Ray cluster.
+
+    Returns the same :class:`~perflaw.quality.DataQuality` as
+    :func:`perflaw.data_quality` on the same interactions: exact counts and
+    fingerprint, the same floating statistics (exactly rounded sums).
+
+    Parameters
+    ----------
+    source : path, glob, list of them, or ray.data.Dataset
+        Parquet files (a file, a folder of ``*.parquet``/``*.pq``/``*.parq``
+        files searched recursively, or a glob), read in the order given (each
+        glob and folder sorted); every node must see them at the same path
+        (a shared file system). Or a Ray Dataset with the named columns (for
+        object stores such as S3, ``ray.data.read_parquet(...)``).
+    m, max_len
+        As for :func:`perflaw.data_quality`.
+    address : str, optional
+        The cluster (see :func:`connect`); an existing connection is reused.
+    user, item, timestamp : str
+        Column names. A user's items are ordered by ``timestamp`` (stable).
+    order : str, optional
+        A column that orders each user's rows (after ``timestamp``): e.g. a
+        global row number. Parquet shards need none (the order is shard,
+        then row); a Dataset needs ``timestamp`` or ``order``.
+    block_entropy : bool
+        Also compute the corpus block entropy (a second shuffle, of window counts).
+    partitions : int
+        Prefix partitions of the window shuffle.
+    user_partitions : int, optional
+        User partitions of the row shuffle; each is one task holding whole
+        users. Default: one per 2 million rows (Parquet) and at least
+        ``partitions``.
+    threads : int
+        CPUs each task asks Ray for, and kernel threads it runs.
+    progress : bool, optional
+        Ray Data progress bars on stderr (default: when stderr is a terminal).
+    timeout_s : float
+        How long to wait for the cluster to answer (see :func:`connect`).
+
+    Returns
+    -------
+    perflaw.quality.DataQuality
+
+    Raises
+    ------
+    ClusterError
+        No cluster answers at ``address``.
+    ValueError
+        A missing column (named, with those present), no rows, no files
+        matching a pattern, a Dataset without ``timestamp`` or ``order``.
+
+    Examples
+    --------
+    >>> from perflaw import ray as perflaw_ray
+    >>> q = perflaw_ray.data_quality("logs/part-*.parquet", m=2, address="10.0.0.5:6379")  # doctest: +SKIP
+    >>> q.d_prime == perflaw.data_quality("logs/all.parquet", m=2).d_prime  # doctest: +SKIP
+    True
+    """
+    from perflaw.quality import QualityParts, _check_m, _check_max_len, _summarize
+
+    m, max_len = _check_m(m), _check_max_len(max_len)
+    partitions = _positive_int(partitions, "partitions")
+    threads = _positive_int(threads, "threads")
+    for name, value in (("user", user), ("item", item)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{name} must be a non-empty column name, got {value!r}")
+    for name, value in (("timestamp", timestamp), ("order", order)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise TypeError(f"{name} must be a column name or None, got {value!r}")
+    if progress is None:
+        progress = sys.stderr.isatty()
+    with _session(address, timeout_s), _data_context(progress, source):
+        rows, layout = _routed_rows(source, user, item, timestamp, order, partitions, user_partitions)
+        grouped = rows.groupby(_PART, num_partitions=_shuffle_width(layout.user_partitions))
+        shuffled = grouped.map_groups(
+            _user_partition_stats,
+            fn_kwargs={"layout": layout, "m": m, "max_len": max_len, "threads": threads,
+                       "partitions": partitions if block_entropy else 0},
+            batch_format="pyarrow",
+            num_cpus=threads,
+        ).materialize()
+        parts = [pickle.loads(blob) for blob in _payloads(shuffled, _PARTS)]
+        if not parts:
+            raise ValueError(f"no interactions in {_describe(source)}")
+        block = _block_histograms(shuffled, m, partitions) if block_entropy else None
+    return _summarize(QualityParts.combine(parts), block)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _describe(source: Any) -> str:
+    return type(source).__name__ if _is_dataset(source) else repr(source)
+
+
+def _is_dataset(source: Any) -> bool:
+    import ray.data
+
+    return isinstance(source, ray.data.Dataset)
+
+
+@contextmanager
+def _data_context(progress: bool, source: Any = None) -> Iterator[None]:
+    """Ray Data settings for the block, restored afterwards.
+
+    The shuffles group by a partition number, few keys and many rows per key:
+    Ray's sort-based shuffle runs them as plain tasks, where the default hash
+    shuffle of recent versions first starts a pool of aggregator actors
+    (tens of seconds on a small cluster). A Dataset carries the context it was
+    made with (shared by the datasets derived from it), so a Dataset source's
+    context is set too.
+    """
+    from ray.data import DataContext
+
+    contexts = [DataContext.get_current()]
+    if _is_dataset(source) and source.context is not contexts[0]:
+        contexts.append(source.context)
+    saved = [{name: getattr(c, name) for name in ("enable_progress_bars", "shuffle_strategy") if hasattr(c, name)}
+             for c in contexts]
+    for context, values in zip(contexts, saved):
+        context.enable_progress_bars = bool(progress)
+        if "shuffle_strategy" in values:
+            from ray.data.context import ShuffleStrategy
+
+            context.shuffle_strategy = ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
+    # Without progress bars, Ray Data's per-stage INFO lines are noise on stderr.
+    data_logger = logging.getLogger("ray.data")
+    saved_level = data_logger.level
+    if not progress:
+        data_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        data_logger.setLevel(saved_level)
+        for context, values in zip(contexts, saved):
+            for name, value in values.items():
+                setattr(context, name, value)
+
+
+def _shuffle_width(groups: int) -> int:
+    """Output blocks of a shuffle: enough to keep every CPU busy, at most one per group."""
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    return max(1, min(groups, 2 * cpus))
+
+
+# ----------------------------------------------------------------- sources
+def parquet_files(source: Any) -> list[Path]:
+    """The Parquet files a path, folder, glob or list of them names, in order.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> for name in ("b.parquet", "a.parquet", "notes.txt"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.name for p in parquet_files(folder)]
+    ['a.parquet', 'b.parquet']
+    """
+    entries = [source] if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(entries, (list, tuple)) or not entries:
+        raise TypeError(
+            f"source must be a Parquet path, a glob, a non-empty list of them or a ray.data.Dataset, got {source!r}"
+        )
+    files: list[Path] = []
+    for entry in entries:
+        if not isinstance(entry, (str, os.PathLike)):
+            raise TypeError(f"expected a path or a glob, got {entry!r} ({type(entry).__name__})")
+        text = os.fspath(entry)
+        if "://" in text:
+            raise ValueError(
+                f"{text!r}: read remote storage with ray.data.read_parquet(...) and pass the Dataset "
+                "(with timestamp= or order=)"
+            )
+        path = Path(text).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
+            if not found:
+                raise ValueError(f"no Parquet files ({', '.join(PARQUET_SUFFIXES)}) in folder {text!r}")
+        elif path.is_file():
+            found = [path]
+        elif _glob.has_magic(text):
+            found = sorted(Path(p) for p in _glob.glob(os.path.expanduser(text), recursive=True) if Path(p).is_file())
+            if not found:
+                raise ValueError(f"no files match {text!r}")
+        else:
+            raise FileNotFoundError(2, "No such file or folder", text)
+        files.extend(found)
+    return [f.resolve() for f in files]
+
+
+def _routed_rows(source, user, item, timestamp, order, partitions, user_partitions):
+    """A Dataset of the interactions with a user-partition column, and its layout."""
+    if _is_dataset(source):
+        return _routed_dataset(source, user, item, timestamp, order, partitions, user_partitions)
+    return _routed_parquet(source, user, item, timestamp, order, partitions, user_partitions)
+
+
+def _routed_parquet(source, user, item, timestamp, order, partitions, user_partitions):
+    import pyarrow.parquet as pq
+    import ray.data
+
+    files = parquet_files(source)
+    wanted = [user, item] + [c for c in (timestamp, order) if c]
+    total_rows = 0
+    for path in files:
+        try:
+            metadata = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises several kinds for a bad file
+            raise ValueError(f"{path} is not a readable Parquet file: {exc}") from None
+        _check_columns(wanted, metadata.schema_arrow.names, str(path))
+        total_rows += metadata.metadata.num_rows
+    if total_rows == 0:
+        raise ValueError(f"no interactions: the {len(files)} Parquet file(s) of {source!r} have no rows")
+    if user_partitions is None:
+        user_partitions = max(partitions, math.ceil(total_rows / ROWS_PER_USER_PARTITION))
+    layout = _Layout(user, item, timestamp, ((order,) if order else ()) + (_SHARD, _ROW),
+                     _positive_int(user_partitions, "user_partitions"))
+    shards = ray.data.from_items([{"shard": i, "path": str(p)} for i, p in enumerate(files)],
+                                 override_num_blocks=len(files))
+    columns = layout.data_columns + ([order] if order else [])
+    rows = shards.map_batches(_read_shards, batch_size=1, batch_format="pyarrow",
+                              fn_kwargs={"columns": columns, "layout": layout})
+    return rows, layout
+
+
+def _routed_dataset(ds, user, item, timestamp, order, partitions, user_partitions):
+    if timestamp is None and order is None:
+        raise ValueError(
+            "a Ray Dataset has no row order that survives a shuffle: pass timestamp= (and/or order=, "
+            "a column such as a global row number) so each user's items keep a defined order"
+        )
+    schema = ds.schema()
+    if schema is None or ds.limit(1).count() == 0:  # limit(1) stops at the first row found
+        raise ValueError("no interactions: the Ray Dataset is empty")
+    wanted = [user, item] + [c for c in (timestamp, order) if c]
+    _check_columns(wanted, list(schema.names), "the Ray Dataset")
+    layout = _Layout(user, item, timestamp, (order,) if order else (),
+                     _positive_int(user_partitions if user_partitions is not None else partitions, "user_partitions"))
+    rows = ds.select_columns(list(dict.fromkeys(wanted))).map_batches(
+        _route, batch_format="pyarrow", fn_kwargs={"layout": layout})
+    return rows, layout
+
+
+def _check_columns(wanted: list[str], present: list[str], where: str) -> None:
+    missing = [name for name in dict.fromkeys(wanted) if name not in present]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; it has {present}")
+
+
+# ------------------------------------------------------ tasks: read, route
+def _read_shards(shards, columns: list[str], layout: _Layout):
+    """Reads each shard in chunks, numbering its rows and routing them to user partitions."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for shard, path in zip(shards.column("shard").to_pylist(), shards.column("path").to_pylist()):
+        parquet = pq.ParquetFile(path)
+        _check_columns(columns, parquet.schema_arrow.names, path)
+        first_row = 0
+        for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=list(dict.fromkeys(columns))):
+            table = pa.Table.from_batches([batch])
+            n = table.num_rows
+            table = table.append_column(_SHARD, pa.array(np.full(n, shard, dtype=np.int32)))
+            table = table.append_column(_ROW, pa.array(np.arange(first_row, first_row + n, dtype=np.int64)))
+            first_row += n
+            yield _route(table, layout)
+
+
+def _route(table, layout: _Layout):
+    """The table with the user-partition column added (a stable hash of the user id)."""
+    import pyarrow as pa
+
+    from perflaw.io import _hash_users
+
+    users = table.column(layout.user)
+    if users.null_count:
+        raise ValueError(f"column {layout.user!r} holds {users.null_count} missing values (nulls)")
+    values = np.asarray(users.to_numpy())
+    if values.dtype.kind not in "iu":
+        if values.dtype == object and all(isinstance(v, (int, np.integer)) for v in values.tolist()):
+            values = values.astype(np.int64)
+        else:
+            values = values.astype(str)
+    part = (_hash_users(values) % np.uint64(layout.user_partitions)).astype(np.int64)
+    return table.append_column(_PART, pa.array(part))
+
+
+# ------------------------------------------- tasks: one user partition
+def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, threads: int, partitions: int):
+    """Per-user statistics of one user partition, and its windows pre-counted by prefix partition.
+
+    Output rows: (kind, key, payload). ``_PARTS``: a pickled
+    :class:`~perflaw.quality.QualityParts`. ``_WINDOWS``: for prefix
+    partition ``key``, the distinct windows and their counts.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from perflaw import _core
+    from perflaw.quality import QualityParts
+    from perflaw.sequences import Sequences
+
+    # Position first: the timestamp sort in from_table is stable, so ties keep it.
+    if layout.order:
+        table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in layout.order]))
+    seqs = Sequences.from_table(table, layout.user, layout.item, layout.timestamp)
+    parts = QualityParts.compute(seqs, m, max_len, threads, block_entropy=False)
+    kinds, keys, payloads = [_PARTS], [int(table.column(_PART)[0].as_py())], [pickle.dumps(parts, protocol=5)]
+    if partitions:
+        # Item keys that agree across tasks: raw integer ids, or a stable hash of string ids.
+        items = seqs._stable_item_keys()
+        rows, bounds = _core.partition_windows(seqs.offsets, items, m, partitions, max_len)
+        for p in range(partitions):
+            if bounds[p] == bounds[p + 1]:
+                continue
+            block = np.ascontiguousarray(rows[bounds[p] : bounds[p + 1]]).reshape(-1)
+            counts = _core.WindowCounts.from_arrays(m, block, np.ones(len(block) // (m + 1), dtype=np.uint64))
+            kinds.append(_WINDOWS)
+            keys.append(p)
+            payloads.append(pickle.dumps(counts.to_arrays(), protocol=5))
+    return pa.table({
+        "kind": pa.array(kinds, type=pa.int8()),
+        "key": pa.array(keys, type=pa.int64()),
+        "payload": pa.array(payloads, type=pa.large_binary()),
+    })
+
+
+def _only(table, kind: int):
+    import pyarrow.compute as pc
+
+    return table.filter(pc.equal(table.column("kind"), kind))
+
+
+def _payloads(shuffled, kind: int) -> Iterator[bytes]:
+    """The payloads of one kind of row, streamed to the driver."""
+    rows = shuffled.map_batches(_only, fn_kwargs={"kind": kind}, batch_format="pyarrow")
+    for batch in rows.iter_batches(batch_format="pyarrow", batch_size=None):
+        yield from batch.column("payload").to_pylist()
+
+
+# -------------------------------------------- tasks: one prefix partition
+def _count_prefix_partition(table, m: int):
+    """Exact window counts of one prefix partition, as its two count histograms."""
+    import pyarrow as pa
+
+    from perflaw import _core
+    from perflaw.blocks import BlockHistograms
+
+    windows, counts = [], []
+    for blob in table.column("payload").to_pylist():
+        distinct, count = pickle.loads(blob)
+        windows.append(np.ascontiguousarray(distinct).reshape(-1))
+        counts.append(np.asarray(count, dtype=np.uint64))
+    merged = _core.WindowCounts.from_arrays(m, np.concatenate(windows), np.concatenate(counts))
+    histograms = BlockHistograms.from_counts(merged)
+    rows = [(0, c, n) for c, n in histograms.joint.items()] + [(1, c, n) for c, n in histograms.prefix.items()]
+    return pa.table({
+        "key": pa.array([int(table.column("key")[0].as_py())] * len(rows), type=pa.int64()),
+        "histogram": pa.array([r[0] for r in rows], type=pa.int8()),
+        "count": pa.array([r[1] for r in rows], type=pa.int64()),
+        "windows": pa.array([r[2] for r in rows], type=pa.int64()),
+    })
+
+
+def _block_histograms(shuffled, m: int, partitions: int):
+    """Shuffles the pre-counted windows by prefix partition and adds up each partition's histograms."""
+    from perflaw.blocks import BlockHistograms
+
+    windows = shuffled.map_batches(_only, fn_kwargs={"kind": _WINDOWS}, batch_format="pyarrow")
+    if windows.count() == 0:  # every user has at most m items
+        return BlockHistograms()
+    counted = windows.groupby("key", num_partitions=_shuffle_width(partitions)).map_groups(
+        _count_prefix_partition, fn_kwargs={"m": m}, batch_format="pyarrow")
+    per_partition: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    for batch in counted.iter_batches(batch_format="numpy", batch_size=None):
+        for key, which, count, n in zip(batch["key"], batch["histogram"], batch["count"], batch["windows"]):
+            joint, prefix = per_partition.setdefault(int(key), ({}, {}))
+            (joint if which == 0 else prefix)[int(count)] = int(n)
+    total = BlockHistograms()
+    for key in sorted(per_partition):
+        joint, prefix = per_partition[key]
+        total = total + BlockHistograms(joint=joint, prefix=prefix)
+    return total
+
+
+# =================================================================== sweeps
+def run_sweep(
+    spec: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    address: str | None = None,
+    train_fn: Callable[..., Any] | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float | None = None,
+    max_retries: int = 3,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    timeout_s: float = 10.0,
+):
+    """Runs every unfinished run of a sweep spec as a Ray task; the driver records each in the store.
+
+    The same contract as :func:`perflaw.sweep.run_sweep`: ``out_dir`` holds
+    ``results.sqlite`` (one row per run, keyed by its configuration and the
+    data fingerprint), ``spec.json`` and per-run checkpoints. Finished runs
+    are skipped, so a re-run resumes and never duplicates one. Every data
+    variant is prepared (and its D′ measured) on the driver, put in the
+    object store once, and its runs are submitted at once; Ray places them
+    where their resources are free and the driver records each as it finishes.
+
+    A run whose worker process or node dies is retried by Ray (``max_retries``
+    times), resuming from its last checkpoint when ``out_dir`` is on a file
+    system the new worker sees; when the retries run out it is recorded as
+    failed, and the next call retries it. A run that raises is recorded as
+    failed with its error and not retried (:func:`perflaw.sweep.execute_run`).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+        From :func:`perflaw.sweep.load_spec`.
+    out_dir : path
+        Where the store lives (on the driver's machine).
+    address : str, optional
+        The cluster (see :func:`connect`).
+    train_fn : callable, optional
+        Replaces :func:`perflaw.train` (same signature); it runs on the workers.
+    cpus_per_run : float
+        CPUs each run asks for; also its torch thread count.
+    gpus_per_run : float, optional
+        GPUs each run asks for. Default: 1 when the run's device is ``auto``
+        or ``cuda...`` and the cluster has GPUs, else 0. A ``cuda`` device on
+        a cluster without GPUs is an error.
+    max_retries : int
+        Retries of a run whose worker died.
+    progress, log
+        As for :func:`perflaw.sweep.run_sweep`.
+
+    Returns
+    -------
+    perflaw.sweep.SweepSummary
+
+    Examples
+    --------
+    >>> from perflaw import sweep, ray as perflaw_ray
+    >>> spec = sweep.load_spec("sweep.toml")  # doctest: +SKIP
+    >>> perflaw_ray.run_sweep(spec, "out/sweep", address="10.0.0.5:6379").finished  # doctest: +SKIP
+    24
+    """
+    from tqdm.auto import tqdm
+
+    from perflaw import sweep
+
+    if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, (int, float)) or not cpus_per_run > 0:
+        raise ValueError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
+    if gpus_per_run is not None and (isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float))
+                                     or gpus_per_run < 0):
+        raise ValueError(f"gpus_per_run must be a non-negative number or None, got {gpus_per_run!r}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sweep._write_json_atomic(out_dir / "spec.json", spec.to_dict())
+    store = sweep.ResultStore(out_dir / sweep.STORE_NAME)
+    runs = sweep.expand(spec)
+    summary = sweep.SweepSummary(out_dir=out_dir, total=len(runs))
+    say = log or (lambda line: tqdm.write(line))
+    bar = tqdm(total=len(runs), desc=f"sweep {spec.name} on ray", unit="run", disable=not progress,
+               dynamic_ncols=True)
+    with _session(address, timeout_s):
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        for run in runs:  # every run's resources are checked before anything trains
+            _gpus_for(run.config.device, cluster_gpus, gpus_per_run)
+        in_flight: dict[Any, tuple[Any, Any, str]] = {}
+        try:
+            for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
+                data_started = time.perf_counter()
+                data = sweep.prepare_variant(variant, sweep._cached_dataset(variant.dataset), spec.quality_m,
+                                             spec.data_seed)
+                summary.data_s += time.perf_counter() - data_started
+                summary.variants[variant.label] = data.quality
+                pending = sweep.pending_runs(list(variant_runs), data, store, summary, bar)
+                if not pending:
+                    continue
+                sequences = ray.put(data.sequences)
+                for run, key in pending:
+                    task = _train_run.options(
+                        num_cpus=cpus_per_run,
+                        num_gpus=_gpus_for(run.config.device, cluster_gpus, gpus_per_run),
+                        max_retries=max_retries,
+                        retry_exceptions=False,
+                        name=f"perflaw-run-{key}",
+                    )
+                    ref = task.remote(run, sequences, data.quality, key, train_fn,
+                                      str((out_dir / "checkpoints").resolve()), cpus_per_run)
+                    in_flight[ref] = (variant, run, key)
+                _record_finished(in_flight, store, summary, bar, say, wait=False)
+            _record_finished(in_flight, store, summary, bar, say, wait=True)
+        except BaseException:
+            for ref in in_flight:  # a stopped driver leaves no training behind
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            bar.close()
+            store.close()
+    summary.wall_s = time.perf_counter() - started
+    return summary
+
+
+def _gpus_for(device: str, cluster_gpus: float, requested: float | None) -> float:
+    """GPUs a run asks for: as requested, else one when its device may use CUDA and the cluster has GPUs."""
+    wants_cuda = device.startswith("cuda")
+    if wants_cuda and cluster_gpus == 0:
+        raise ValueError(f"a run asks for device {device!r} but the Ray cluster has no GPUs; use device='cpu' or 'auto'")
+    if requested is not None:
+        if requested > cluster_gpus:
+            raise ValueError(f"gpus_per_run={requested:g} but the Ray cluster has {cluster_gpus:g} GPU(s)")
+        return float(requested)
+    return 1.0 if (wants_cuda or device == "auto") and cluster_gpus >= 1 else 0.0
+
+
+def _record_finished(in_flight, store, summary, bar, say, wait: bool) -> None:
+    """Records every finished run (all of them when ``wait``), one transaction each."""
+    from perflaw.sweep import RunOutcome, _run_line, _variant_columns
+
+    while in_flight:
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=None if wait else 0)
+        if not ready:
+            return
+        for ref in ready:
+            variant, run, key = in_flight.pop(ref)
+            try:
+                outcome, where = ray.get(ref)
+                row = {**outcome.row, **where}
+                outcome = RunOutcome(row, outcome.status, outcome.seconds)
+            except ray.exceptions.RayError as exc:  # the worker or node died, and the retries ran out
+                lines = str(exc).strip().splitlines()
+                row = {**_variant_columns(variant, summary.variants[variant.label], run.config),
+                       "error": f"{type(exc).__name__}: {lines[0] if lines else ''}"}
+                outcome = RunOutcome(row, "failed", 0.0)
+            store.record(key, outcome.row, outcome.status)
+            summary.add(outcome)
+            bar.update(1)
+            say(_run_line(variant, run.config, outcome.row, outcome.status))
+
+
+@ray.remote
+def _train_run(run, sequences, quality, key, train_fn, checkpoint_root, cpus):
+    """One training run on a worker; returns its outcome and where it ran."""
+    import torch
+
+    from perflaw.sweep import execute_run
+
+    torch.set_num_threads(max(1, int(cpus)))
+    outcome = execute_run(run, sequences, quality, key, train_fn, Path(checkpoint_root))
+    context = ray.get_runtime_context()
+    where = {
+        "ray_node_id": context.get_node_id(),
+        "ray_node_ip": ray.util.get_node_ip_address(),
+        "ray_worker_pid": os.getpid(),
+    }
+    return outcome, where
