@@ -30,6 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--timestamp", default=None, help="timestamp column (CSV/Parquet)")
     parser.add_argument("--no-block-entropy", action="store_true", help="skip the corpus window counts (saves memory)")
     parser.add_argument("--json", action="store_true", help="print DataQuality.to_dict() as JSON on stdout")
+    parser.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="compute on a Ray cluster: ADDRESS is its head's HOST:PORT (default: RAY_ADDRESS or a cluster "
+        "started on this machine); PATH is then Parquet: a file, a folder or a quoted glob, seen by every node",
+    )
     parser.set_defaults(func=run)
 
 
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from perflaw.io import count_rows_hint
     from perflaw.quality import data_quality
 
+    if args.ray is not None:
+        return _show(_quality_on_ray(args), args.json)
     read_options = {"user": args.user, "item": args.item, "timestamp": args.timestamp}
     if args.format not in ("csv", "parquet", "auto"):
         read_options = {}
@@ -51,12 +58,35 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         **read_options,
     )
-    if args.json:
+    return _show(quality, args.json)
+
+
+def _show(quality, as_json: bool) -> int:
+    if as_json:
         json.dump(quality.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(format_table(quality.to_dict()))
     return 0
+
+
+def _quality_on_ray(args: argparse.Namespace):
+    from perflaw.ray import data_quality
+
+    if args.format not in ("auto", "parquet"):
+        raise ValueError(f"--ray reads Parquet files; got --format {args.format}")
+    return data_quality(
+        args.path,
+        m=args.m,
+        max_len=args.max_len,
+        address=args.ray or None,
+        user=args.user,
+        item=args.item,
+        timestamp=args.timestamp,
+        block_entropy=not args.no_block_entropy,
+        threads=args.threads or 1,
+        progress=sys.stderr.isatty(),
+    )
 
 
 # (label, key, format) rows of the readable summary

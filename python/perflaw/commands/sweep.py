@@ -34,6 +34,10 @@ def _register_sweep(subparsers: argparse._SubParsersAction) -> None:
                         help="CPU threads per training run (small models are often fastest with 1)")
     parser.add_argument("--report", action="store_true", help="write the report when the sweep ends")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run every training run as a task on a Ray cluster: ADDRESS is its head's HOST:PORT "
+                        "(default: RAY_ADDRESS or a cluster started on this machine); --torch-threads is then "
+                        "the CPUs each run asks for")
     parser.set_defaults(func=run_sweep_command)
 
 
@@ -51,7 +55,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         spec = sweep.with_settings(spec, device=args.device)
     _set_torch_threads(args.torch_threads)
     out = Path(args.out or Path("perflaw-out") / spec.name)
-    summary = sweep.run_sweep(spec, out, progress=not args.no_progress)
+    if args.ray is not None:
+        from perflaw.ray import run_sweep as run_sweep_on_ray
+
+        summary = run_sweep_on_ray(spec, out, address=args.ray or None, progress=not args.no_progress,
+                                   cpus_per_run=args.torch_threads or 1)
+    else:
+        summary = sweep.run_sweep(spec, out, progress=not args.no_progress)
     print(f"sweep {spec.name}: {summary.finished} trained, {summary.skipped} already done, "
           f"{summary.failed} failed, of {summary.total}; results in {out / sweep.STORE_NAME}")
     if args.report:
