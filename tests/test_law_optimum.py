@@ -78,6 +78,8 @@ def test_budget_optimum_errors(code_fit):
         code_fit.budget_optimum(-5, params_fn=lambda n, d: n * d)
     with pytest.raises(TypeError, match="params_fn must be callable"):
         code_fit.budget_optimum(1e6, params_fn=3)
+    with pytest.raises(ValueError, match="integer configurations"):
+        code_fit.optimum(integer=True, trust_region={"N": (1, 1e5), "d": (1, 1e5)})
 
 
 def test_scaling_potential_matches_brute_force(code_fit):

@@ -36,6 +36,8 @@ Array = np.ndarray
 Evaluator = Callable[[dict[str, Array]], Array]
 
 GRID_PER_AXIS = {1: 401, 2: 41, 3: 13}
+# Integer searches enumerate every configuration; beyond this many, refuse.
+MAX_INTEGER_POINTS = 2_000_000
 # Relative distance (in log space, as a share of the region's log-width)
 # below which a coordinate counts as on the edge.
 EDGE_TOL = 1e-3
@@ -253,6 +255,12 @@ def _grid(region: Mapping[str, tuple[float, float]], variables: tuple[str, ...],
         else:
             axis = np.geomspace(lo, hi, GRID_PER_AXIS.get(len(variables), 9))
         axes.append(axis)
+    total = int(np.prod([len(a) for a in axes]))
+    if total > MAX_INTEGER_POINTS:
+        raise ValueError(
+            f"the trust region holds {total:,} integer configurations (limit {MAX_INTEGER_POINTS:,}); "
+            "narrow it, or search continuously (integer=False)"
+        )
     mesh = np.meshgrid(*axes, indexing="ij")
     return {v: m.reshape(-1) for v, m in zip(variables, mesh)}
 
