@@ -322,9 +322,10 @@ class Fit:
         panel_id = self._panel_id(panel)
         if "D" not in arrays and "D" in self.form_obj.columns and "D" not in self.held and not self.spec.per_panel:
             if panel_id is None:
+                measured = sorted({float(x) for x in np.unique(self.data.X["D"])})[:8]
                 raise ValueError(
-                    f"this law was fitted over several D′ values; give D= (measured: "
-                    f"{sorted(set(np.round(self.data.X['D'], 6)))[:8]}) or panel= (one of {list(self.panels)})"
+                    f"this law was fitted over several D′ values; give D= (measured: {measured}) "
+                    f"or panel= (one of {list(self.panels)})"
                 )
             arrays["D"] = np.array([float(np.mean(self.data.X["D"][self.data.panel == panel_id]))])
         for var, value in self.held.items():

@@ -199,9 +199,11 @@ def _residuals(fit: "Fit", variables: list[str]) -> "Figure":
     ax = figure.add_subplot(1, 2, 2)
     x = variables[0]
     color = fit.data.X[variables[1]] if len(variables) > 1 else None
-    points = ax.scatter(fit.data.X[x], resid, s=16, c=color, cmap="viridis")
     if color is not None:
+        points = ax.scatter(fit.data.X[x], resid, s=16, c=color, cmap="viridis")
         figure.colorbar(points, ax=ax, label=variables[1])
+    else:
+        ax.scatter(fit.data.X[x], resid, s=16)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel(x)
