@@ -26,8 +26,9 @@ _EXPORTS = {
     "data_quality": "perflaw.quality",
     "DataQuality": "perflaw.quality",
     "coding_stats": "perflaw.quality",
-    "synth": "perflaw.synth",
     "fit": "perflaw.law",
+    "fit_groups": "perflaw.law",
+    "custom_form": "perflaw.law",
     "Fit": "perflaw.law",
     "train": "perflaw.train",
     "TrainConfig": "perflaw.train",
@@ -37,8 +38,14 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
+# Subpackages reachable as attributes (``perflaw.law``, ``perflaw.sweep`` ...) without an import.
+_SUBMODULES = {"law", "sweep", "report", "io", "quality", "blocks", "sequences", "eval", "train", "synth"}
+
+
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
+    if module_name is None and name in _SUBMODULES:
+        module_name = f"perflaw.{name}"
     if module_name is None:
         raise AttributeError(f"module 'perflaw' has no attribute {name!r}")
     module = importlib.import_module(module_name)
