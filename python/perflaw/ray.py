@@ -64,9 +64,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # Rows per read chunk of a shard, and the default rows per user partition.
 READ_CHUNK_ROWS = 1_000_000
 ROWS_PER_USER_PARTITION = 2_000_000
-# Rows of the shuffled table: per-user statistics of one user partition, or
-# the pre-counted windows of one prefix partition.
-_PARTS, _WINDOWS = 0, 1
+# Rows between the stages: per-user statistics of one user partition (key
+# -1 - partition), the pre-counted windows of one prefix partition (key =
+# partition), and that partition's count histograms.
+_PARTS, _WINDOWS, _HISTOGRAMS = 0, 1, 2
 # Columns the reader adds; they must not clash with the data's own.
 _SHARD, _ROW, _PART = "__perflaw_shard", "__perflaw_row", "__perflaw_part"
 
@@ -271,17 +272,19 @@ def data_quality(
     with _session(address, timeout_s), _data_context(progress, source):
         rows, layout = _routed_rows(source, user, item, timestamp, order, partitions, user_partitions)
         grouped = rows.groupby(_PART, num_partitions=_shuffle_width(layout.user_partitions))
-        shuffled = grouped.map_groups(
+        stats = grouped.map_groups(
             _user_partition_stats,
             fn_kwargs={"layout": layout, "m": m, "max_len": max_len, "threads": threads,
                        "partitions": partitions if block_entropy else 0},
             batch_format="pyarrow",
             num_cpus=threads,
-        ).materialize()
-        parts = [pickle.loads(blob) for blob in _payloads(shuffled, _PARTS)]
+        )
+        if block_entropy:  # the second shuffle: windows by prefix partition; per-user rows pass through
+            stats = stats.groupby("key", num_partitions=_shuffle_width(partitions + layout.user_partitions)).map_groups(
+                _count_prefix_partition, fn_kwargs={"m": m}, batch_format="pyarrow", num_cpus=threads)
+        parts, block = _collect(stats, block_entropy)
         if not parts:
             raise ValueError(f"no interactions in {_describe(source)}")
-        block = _block_histograms(shuffled, m, partitions) if block_entropy else None
     return _summarize(QualityParts.combine(parts), block)
 
 
@@ -493,9 +496,9 @@ def _route(table, layout: _Layout):
 def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, threads: int, partitions: int):
     """Per-user statistics of one user partition, and its windows pre-counted by prefix partition.
 
-    Output rows: (kind, key, payload). ``_PARTS``: a pickled
-    :class:`~perflaw.quality.QualityParts`. ``_WINDOWS``: for prefix
-    partition ``key``, the distinct windows and their counts.
+    Output rows: (kind, key, payload). ``_PARTS`` (key -1 - user partition): a
+    pickled :class:`~perflaw.quality.QualityParts`. ``_WINDOWS`` (key = prefix
+    partition): the partition's distinct windows in this task and their counts.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -509,7 +512,8 @@ def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, t
         table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in layout.order]))
     seqs = Sequences.from_table(table, layout.user, layout.item, layout.timestamp)
     parts = QualityParts.compute(seqs, m, max_len, threads, block_entropy=False)
-    kinds, keys, payloads = [_PARTS], [int(table.column(_PART)[0].as_py())], [pickle.dumps(parts, protocol=5)]
+    user_partition = int(table.column(_PART)[0].as_py())
+    kinds, keys, payloads = [_PARTS], [-1 - user_partition], [pickle.dumps(parts, protocol=5)]
     if partitions:
         # Item keys that agree across tasks: raw integer ids, or a stable hash of string ids.
         items = seqs._stable_item_keys()
@@ -529,27 +533,19 @@ def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, t
     })
 
 
-def _only(table, kind: int):
-    import pyarrow.compute as pc
-
-    return table.filter(pc.equal(table.column("kind"), kind))
-
-
-def _payloads(shuffled, kind: int) -> Iterator[bytes]:
-    """The payloads of one kind of row, streamed to the driver."""
-    rows = shuffled.map_batches(_only, fn_kwargs={"kind": kind}, batch_format="pyarrow")
-    for batch in rows.iter_batches(batch_format="pyarrow", batch_size=None):
-        yield from batch.column("payload").to_pylist()
-
-
 # -------------------------------------------- tasks: one prefix partition
 def _count_prefix_partition(table, m: int):
-    """Exact window counts of one prefix partition, as its two count histograms."""
+    """Exact window counts of one prefix partition, reduced to its two count histograms.
+
+    Rows of per-user statistics (their own groups) pass through unchanged.
+    """
     import pyarrow as pa
 
     from perflaw import _core
     from perflaw.blocks import BlockHistograms
 
+    if table.column("kind")[0].as_py() == _PARTS:
+        return table
     windows, counts = [], []
     for blob in table.column("payload").to_pylist():
         distinct, count = pickle.loads(blob)
@@ -557,34 +553,34 @@ def _count_prefix_partition(table, m: int):
         counts.append(np.asarray(count, dtype=np.uint64))
     merged = _core.WindowCounts.from_arrays(m, np.concatenate(windows), np.concatenate(counts))
     histograms = BlockHistograms.from_counts(merged)
-    rows = [(0, c, n) for c, n in histograms.joint.items()] + [(1, c, n) for c, n in histograms.prefix.items()]
     return pa.table({
-        "key": pa.array([int(table.column("key")[0].as_py())] * len(rows), type=pa.int64()),
-        "histogram": pa.array([r[0] for r in rows], type=pa.int8()),
-        "count": pa.array([r[1] for r in rows], type=pa.int64()),
-        "windows": pa.array([r[2] for r in rows], type=pa.int64()),
+        "kind": pa.array([_HISTOGRAMS], type=pa.int8()),
+        "key": pa.array([table.column("key")[0].as_py()], type=pa.int64()),
+        "payload": pa.array([pickle.dumps((histograms.joint, histograms.prefix), protocol=5)],
+                            type=pa.large_binary()),
     })
 
 
-def _block_histograms(shuffled, m: int, partitions: int):
-    """Shuffles the pre-counted windows by prefix partition and adds up each partition's histograms."""
+def _collect(stats, block_entropy: bool):
+    """Per-user statistics and the summed block histograms, streamed to the driver.
+
+    Prefix partitions hold disjoint prefixes, so their histograms add up
+    (:class:`~perflaw.blocks.BlockHistograms`); without any window (every user
+    has at most m items) the histograms stay empty, as in the local engine.
+    """
     from perflaw.blocks import BlockHistograms
 
-    windows = shuffled.map_batches(_only, fn_kwargs={"kind": _WINDOWS}, batch_format="pyarrow")
-    if windows.count() == 0:  # every user has at most m items
-        return BlockHistograms()
-    counted = windows.groupby("key", num_partitions=_shuffle_width(partitions)).map_groups(
-        _count_prefix_partition, fn_kwargs={"m": m}, batch_format="pyarrow")
-    per_partition: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-    for batch in counted.iter_batches(batch_format="numpy", batch_size=None):
-        for key, which, count, n in zip(batch["key"], batch["histogram"], batch["count"], batch["windows"]):
-            joint, prefix = per_partition.setdefault(int(key), ({}, {}))
-            (joint if which == 0 else prefix)[int(count)] = int(n)
-    total = BlockHistograms()
-    for key in sorted(per_partition):
-        joint, prefix = per_partition[key]
-        total = total + BlockHistograms(joint=joint, prefix=prefix)
-    return total
+    parts, block = [], BlockHistograms() if block_entropy else None
+    for batch in stats.iter_batches(batch_format="pyarrow", batch_size=None):
+        for kind, payload in zip(batch.column("kind").to_pylist(), batch.column("payload").to_pylist()):
+            if kind == _PARTS:
+                parts.append(pickle.loads(payload))
+            elif kind == _HISTOGRAMS:
+                joint, prefix = pickle.loads(payload)
+                block = block + BlockHistograms(joint=joint, prefix=prefix)
+            else:
+                raise AssertionError(f"unexpected row kind {kind}")  # windows are always reduced
+    return parts, block
 
 
 # =================================================================== sweeps
