@@ -71,6 +71,7 @@ def make_report(
     seed: int = 0,
     budget: float | None = None,
     title: str = "perflaw report",
+    reach: float = 2.0,
 ) -> Report:
     """Fit the laws to ``results`` and write the report folder.
 
@@ -87,6 +88,10 @@ def make_report(
     budget : float, optional
         Parameter budget for the budget optimum; by default the median size of
         the trained models, so that the budget binds.
+    reach : float
+        The declared trust region of each panel's law: from the smallest N and d
+        trained to ``reach`` times the largest. The optimum and the scaling
+        potential are searched there; 1 keeps them inside the trained grid.
 
     Returns
     -------
@@ -101,7 +106,7 @@ def make_report(
     report = Report(out_dir=out, summary="")
     report.files += _write_tables(runs, out)
     sections = [_data_section(ok)]
-    report.fits, problems = _fit_panels(ok, metric, n_boot, seed)
+    report.fits, problems = _fit_panels(ok, metric, n_boot, seed, reach)
     sections += [f"=== {label} ===\nno law fitted: {problem}" for label, problem in problems.items()]
     fit_json = {}
     for label, law in report.fits.items():
@@ -127,7 +132,8 @@ def make_report(
 PANEL_COLUMNS = ("dataset", "max_len")
 
 
-def _fit_panels(ok: pd.DataFrame, metric: str, n_boot: int, seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+def _fit_panels(ok: pd.DataFrame, metric: str, n_boot: int, seed: int,
+                reach: float) -> tuple[dict[str, Any], dict[str, str]]:
     """One Performance Law fit per data panel (each shown beside its decay-free
     baseline), and the reason for each panel that could not be fitted."""
     import perflaw
@@ -139,9 +145,11 @@ def _fit_panels(ok: pd.DataFrame, metric: str, n_boot: int, seed: int) -> tuple[
     fits, problems = {}, {}
     for key, group in groups:
         label = "|".join(map(str, key)) if isinstance(key, tuple) else str(key)
+        region = {"N": (float(group["layers"].min()), reach * float(group["layers"].max())),
+                  "d": (float(group["dim"].min()), reach * float(group["dim"].max()))}
         try:
             fits[label] = perflaw.fit(group.reset_index(drop=True), form="performance", metric=metric,
-                                      n_boot=n_boot, seed=seed)
+                                      n_boot=n_boot, seed=seed, trust_region=region)
         except (ValueError, RuntimeError) as exc:
             problems[label] = str(exc)
     return fits, problems

@@ -111,8 +111,8 @@ def demo_spec(size: str = "small", device: str = "cpu") -> dict[str, Any]:
         "datasets": [{"name": level, "synth": {"level": level, "users": users, "items": items, "seed": 1}}
                      for level in DEMO_LEVELS],
         "data": {"max_len": [20]},
-        "grid": {"model": ["llama"], "layers": [1, 2, 3] if tiny else [1, 2, 4],
-                 "dim": [4, 8, 12] if tiny else [8, 16, 32]},
+        "grid": {"model": ["llama"], "layers": [1, 2, 3] if tiny else [1, 2, 3, 4],
+                 "dim": [4, 8, 12] if tiny else [8, 16, 24, 32]},
         "train": {"loss": "ce", "protocol": "full", "epochs": 2 if tiny else 10, "batch_size": 128,
                   "lr": 3e-3, "warmup_steps": 20, "patience": 3, "device": device},
     }
