@@ -21,13 +21,13 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from perflaw.atomic import write_text_atomic
 
 # Columns of results.csv, in this order when present; nested fields stay in results.json.
 _TABLE_COLUMNS = [
@@ -118,13 +118,13 @@ def make_report(
         prefix = "" if len(report.fits) == 1 else f"{_safe_name(label)}_"
         report.files += plot_fit(law, out / "figures", prefix=prefix, formats=("png", "svg"))
     if fit_json:
-        report.files.append(_write_text(out / "fit.json", json.dumps(fit_json, indent=2, default=str)))
+        report.files.append(write_text_atomic(out / "fit.json", json.dumps(fit_json, indent=2, default=str)))
     failed = len(runs) - len(ok)
     if failed:
         sections.append(f"{failed} run(s) failed; see the status and error columns of results.csv")
     report.summary = "\n\n".join(sections) + "\n"
-    report.files.append(_write_text(out / "summary.txt", report.summary))
-    report.files.append(_write_text(out / "report.html", _html(title, report, runs)))
+    report.files.append(write_text_atomic(out / "summary.txt", report.summary))
+    report.files.append(write_text_atomic(out / "report.html", _html(title, report, runs)))
     return report
 
 
@@ -179,28 +179,14 @@ def _data_section(ok: pd.DataFrame) -> str:
 def _write_tables(runs: pd.DataFrame, out: Path) -> list[Path]:
     columns = [c for c in _TABLE_COLUMNS if c in runs] + sorted(
         c for c in runs.columns if c not in _TABLE_COLUMNS and not _nested(runs[c]))
-    csv_path = _write_text(out / "results.csv", runs[columns].to_csv(index=False))
+    csv_path = write_text_atomic(out / "results.csv", runs[columns].to_csv(index=False))
     records = json.loads(runs.to_json(orient="records"))
-    json_path = _write_text(out / "results.json", json.dumps(records, indent=1))
+    json_path = write_text_atomic(out / "results.json", json.dumps(records, indent=1))
     return [csv_path, json_path]
 
 
 def _nested(column: pd.Series) -> bool:
     return column.map(lambda v: isinstance(v, (dict, list))).any()
-
-
-def _write_text(path: Path, text: str) -> Path:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ------------------------------------------------------------------- HTML

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from perflaw.atomic import write_json_atomic
 from perflaw.sequences import Sequences
 
 STORE_NAME = "results.sqlite"
@@ -483,7 +484,7 @@ def run_sweep(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(out_dir / "spec.json", spec.to_dict())
+    write_json_atomic(out_dir / "spec.json", spec.to_dict())
     store = ResultStore(out_dir / STORE_NAME)
     runs = expand(spec)
     summary = SweepSummary(out_dir=out_dir, total=len(runs))
@@ -603,22 +604,6 @@ def _default_train(sequences, config, progress, checkpoint_dir):
     from perflaw.train import train
 
     return train(sequences, config, progress=progress, checkpoint_dir=checkpoint_dir)
-
-
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    import os
-    import tempfile
-
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w") as f:
-            json.dump(payload, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ================================================================ presets

@@ -13,13 +13,13 @@ here only, and no global backend is set: figures are drawn on an Agg canvas.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
+
+from perflaw.atomic import atomic_path
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -94,14 +94,8 @@ def _save(figure: "Figure", stem: Path, formats: Iterable[str], dpi: int) -> lis
     paths = []
     for fmt in formats:
         target = stem.with_suffix(f".{fmt}")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(target) as tmp:
             figure.savefig(tmp, format=fmt, dpi=dpi)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         paths.append(target)
     return paths
 
