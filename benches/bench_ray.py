@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from perflaw.sequences import Sequences
     from test_ray import LocalRayCluster
 
+    load_before = os.getloadavg()[0]
     folder = Path(tempfile.mkdtemp(prefix="perflaw-bench-ray-"))
     print(f"generating {args.users:,} users into {SHARDS} shards in {folder} ...", flush=True)
     shards, whole, rows = make_shards(folder, args.users, args.items, args.seed)
@@ -135,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
 
     print()
+    load_after = os.getloadavg()[0]
     print(f"data_quality over {SHARDS} Parquet shards, {rows:,} interactions, {args.users:,} users, m={args.m}; "
-          f"median of {args.repeats}")
-    print(f"| workers | ray (s) | rows/s on ray | local file (s) | local in-memory (s) | ray / local file | ray / local in-memory |")
+          f"median of {args.repeats}; {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before, "
+          f"{load_after:.1f} after")
+    print("| workers | ray (s) | rows/s on ray | local file (s) | local in-memory (s) | ray / local file | ray / local in-memory |")
     print("|---|---|---|---|---|---|---|")
     for label, times in results.items():
         ray_s = statistics.median(times["ray"])
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nspeed-up from 1 to 2 worker nodes: {one / two:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "users": args.users, "m": args.m, "shards": SHARDS,
-                                               "seconds": results}, indent=2))
+                                               "load_average": [load_before, load_after], "seconds": results}, indent=2))
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)

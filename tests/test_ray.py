@@ -379,8 +379,8 @@ def tiny_spec(**train) -> dict:
 
 
 def flaky_train_fn(marks: str):
-    """A train_fn (it runs on the workers) that logs each attempt; dim 8 hangs on its
-    first attempt, to be killed, and dim 12 always raises."""
+    """A train_fn (it runs on the workers) that logs each attempt and takes at least 1.5 s;
+    dim 8 hangs on its first attempt, to be killed, and dim 12 always raises."""
 
     def train_fn(sequences, config, progress, checkpoint_dir):
         import os
@@ -392,6 +392,7 @@ def flaky_train_fn(marks: str):
         log = Path(marks) / f"attempts-{config.dim}"
         with open(log, "a") as handle:
             handle.write(f"{os.getpid()}\n")
+        time.sleep(1.5)  # hold the node's only CPU a while, so that concurrent runs need the other node
         if config.dim == 8 and len(log.read_text().split()) == 1:
             (Path(marks) / "victim.pid").write_text(str(os.getpid()))
             time.sleep(60)  # killed here (if not, the test fails after a minute, not never)

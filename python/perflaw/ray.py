@@ -122,7 +122,7 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
             raise TypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
         _probe(target, float(timeout_s))
     try:
-        ray.init(address=address, logging_level="WARNING", configure_logging=True)
+        ray.init(address=address, logging_level="WARNING")
     except ConnectionError as exc:
         raise ClusterError(f"cannot connect to a Ray cluster at {address or 'auto'}: {exc}") from None
     return True
@@ -320,8 +320,9 @@ def _data_context(progress: bool, source: Any = None) -> Iterator[None]:
     from ray.data import DataContext
 
     contexts = [DataContext.get_current()]
-    if _is_dataset(source) and source.context is not contexts[0]:
-        contexts.append(source.context)
+    own = getattr(source, "context", None) if _is_dataset(source) else None
+    if own is not None and own is not contexts[0]:
+        contexts.append(own)
     saved = [{name: getattr(c, name) for name in ("enable_progress_bars", "shuffle_strategy") if hasattr(c, name)}
              for c in contexts]
     for context, values in zip(contexts, saved):
@@ -648,6 +649,7 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     from perflaw import sweep
+    from perflaw.atomic import write_json_atomic
 
     if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, (int, float)) or not cpus_per_run > 0:
         raise ValueError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
@@ -659,7 +661,7 @@ def run_sweep(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sweep._write_json_atomic(out_dir / "spec.json", spec.to_dict())
+    write_json_atomic(out_dir / "spec.json", spec.to_dict())
     store = sweep.ResultStore(out_dir / sweep.STORE_NAME)
     runs = sweep.expand(spec)
     summary = sweep.SweepSummary(out_dir=out_dir, total=len(runs))
