@@ -23,6 +23,7 @@ so the result is bit-identical for any sharding and any thread count.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -489,14 +490,16 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
         progress = sys.stderr.isatty()
     codes = _ItemCodes()
     parts: list[QualityParts] = []
-    with WindowSpill(m, max_len, tmp_dir=read_options.get("tmp_dir")) as spill:
+    spill = WindowSpill(m, max_len, tmp_dir=read_options.get("tmp_dir")) if block_entropy else None
+    with spill if spill is not None else contextlib.nullcontext():
         for batch in iter_batches(path, format=format, batch_rows=batch_rows, progress=progress, **read_options):
             if batch.n_users == 0:
                 continue
             parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
-            if block_entropy:
+            if spill is not None:
                 spill.add(batch.offsets, codes.raw_items(batch))
         if not parts:
             raise ValueError(f"no sequences in {path}")
-        block = spill.histograms(workers=resolve_threads(threads) or (os.cpu_count() or 1)) if block_entropy else None
+        workers = resolve_threads(threads) or (os.cpu_count() or 1)
+        block = spill.histograms(workers=workers) if spill is not None else None
     return _summarize(QualityParts.combine(parts), block)
