@@ -43,11 +43,11 @@ def model_flops_per_epoch(result: dict, train_windows_lengths: np.ndarray) -> fl
     return 3.0 * (body + attention + output)
 
 
-def peak_flops(device: str) -> float | None:
+def peak_flops(device: str, cpu_peak_gflops: float | None) -> float | None:
     import torch
 
     if not device.startswith("cuda") or not torch.cuda.is_available():
-        return None
+        return cpu_peak_gflops * 1e9 if cpu_peak_gflops else None
     name = torch.cuda.get_device_name()
     return next((peak for chip, peak in PEAK_BF16.items() if chip in name), None)
 
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--json", default=None, help="also write the rows here")
+    parser.add_argument("--cpu-peak-gflops", type=float, default=None,
+                        help="nominal fp32 peak of the CPU threads used, for MFU on CPU "
+                             "(e.g. 78.4 for one 2.45 GHz AVX2 core with two FMA units)")
     args = parser.parse_args(argv)
 
     import torch
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 row = perflaw.train(seqs, config, progress=False).to_dict()
                 achieved = model_flops_per_epoch(row, window_lengths) * row["epochs_run"] / row["train_s"]
-                peak = peak_flops(row["device"])
+                peak = peak_flops(row["device"], args.cpu_peak_gflops)
                 row |= {"epoch_s": row["train_s"] / row["epochs_run"], "model_flops_per_s": achieved,
                         "mfu": achieved / peak if peak else None}
                 rows.append(row)

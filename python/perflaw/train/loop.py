@@ -22,7 +22,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
