@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--m", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--object-store-mb", type=int, default=1000, help="object store of each node")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_ray():
         return perflaw_ray.data_quality([str(p) for p in shards], m=args.m, progress=False)
 
-    cluster = LocalRayCluster(workers=1, cpus=1, head_cpus=0)
+    cluster = LocalRayCluster(workers=1, cpus=1, head_cpus=0, object_store_bytes=args.object_store_mb * 10**6)
     results: dict[str, dict[str, list[float]]] = {}
     try:
         cluster.start()
