@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data_quality over {SHARDS} Parquet shards, {rows:,} interactions, {args.users:,} users, m={args.m}; "
           f"median of {args.repeats}; {os.cpu_count()} cores, 1-minute load average {load_before:.1f} before, "
           f"{load_after:.1f} after")
-    print("| workers | ray (s) | rows/s on ray | local file (s) | local in-memory (s) | ray / local file | ray / local in-memory |")
+    print("| workers | ray (s) | rows/s on ray | local file (s) | local in-memory (s) | ray / local file "
+          "| ray / local in-memory |")
     print("|---|---|---|---|---|---|---|")
     for label, times in results.items():
         ray_s = statistics.median(times["ray"])
@@ -152,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     one, two = (statistics.median(results[k]["ray"]) for k in ("1 worker", "2 worker"))
     print(f"\nspeed-up from 1 to 2 worker nodes: {one / two:.2f}x")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "users": args.users, "m": args.m, "shards": SHARDS,
-                                               "load_average": [load_before, load_after], "seconds": results}, indent=2))
+        record = {"rows": rows, "users": args.users, "m": args.m, "shards": SHARDS,
+                  "load_average": [load_before, load_after], "seconds": results}
+        Path(args.json).write_text(json.dumps(record, indent=2))
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)

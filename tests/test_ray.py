@@ -478,4 +478,4 @@ def test_sweep_asking_for_more_gpus_than_the_cluster_has_fails_before_training(c
     spec = sweep.load_spec(tiny_spec())
     with pytest.raises(ValueError, match="gpus_per_run=4 but the Ray cluster has 1 GPU"):
         perflaw_ray.run_sweep(spec, tmp_path / "out", gpus_per_run=4, progress=False)
-    assert sweep.open_results(tmp_path / "out").rows() == []
+    assert not (tmp_path / "out").exists()

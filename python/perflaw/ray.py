@@ -49,9 +49,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from perflaw.quality import DataQuality
+    from perflaw.sweep import SweepSummary
 
 try:
     import ray
@@ -147,7 +151,8 @@ def _probe(address: str, timeout_s: float) -> None:
     except socket.timeout:
         raise ClusterError(f"no Ray cluster at {address}: no answer within {timeout_s:g}s") from None
     except ConnectionRefusedError:
-        raise ClusterError(f"no Ray cluster at {address}: connection refused (is `ray start --head` running there?)") from None
+        raise ClusterError(
+            f"no Ray cluster at {address}: connection refused (is `ray start --head` running there?)") from None
     except OSError as exc:
         raise ClusterError(f"no Ray cluster at {address}: {exc.strerror or exc}") from None
     if len(reply) < 4 or reply[3] != 4:
@@ -197,7 +202,7 @@ def data_quality(
     threads: int = 1,
     progress: bool | None = None,
     timeout_s: float = 10.0,
-):
+) -> "DataQuality":
     """Data-quality summary of a sharded corpus, computed on a Ray cluster.
 
     Returns the same :class:`~perflaw.quality.DataQuality` as
@@ -251,6 +256,7 @@ def data_quality(
 
     Examples
     --------
+    >>> import perflaw
     >>> from perflaw import ray as perflaw_ray
     >>> q = perflaw_ray.data_quality("logs/part-*.parquet", m=2, address="10.0.0.5:6379")  # doctest: +SKIP
     >>> q.d_prime == perflaw.data_quality("logs/all.parquet", m=2).d_prime  # doctest: +SKIP
@@ -280,7 +286,8 @@ def data_quality(
             num_cpus=threads,
         )
         if block_entropy:  # the second shuffle: windows by prefix partition; per-user rows pass through
-            stats = stats.groupby("key", num_partitions=_shuffle_width(partitions + layout.user_partitions)).map_groups(
+            width = _shuffle_width(partitions + layout.user_partitions)
+            stats = stats.groupby("key", num_partitions=width).map_groups(
                 _count_prefix_partition, fn_kwargs={"m": m}, batch_format="pyarrow", num_cpus=threads)
         parts, block = _collect(stats, block_entropy)
         if not parts:
@@ -597,7 +604,7 @@ def run_sweep(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     timeout_s: float = 10.0,
-):
+) -> "SweepSummary":
     """Runs every unfinished run of a sweep spec as a Ray task; the driver records each in the store.
 
     The same contract as :func:`perflaw.sweep.run_sweep`: ``out_dir`` holds
@@ -659,19 +666,19 @@ def run_sweep(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "spec.json", spec.to_dict())
-    store = sweep.ResultStore(out_dir / sweep.STORE_NAME)
     runs = sweep.expand(spec)
-    summary = sweep.SweepSummary(out_dir=out_dir, total=len(runs))
-    say = log or (lambda line: tqdm.write(line))
-    bar = tqdm(total=len(runs), desc=f"sweep {spec.name} on ray", unit="run", disable=not progress,
-               dynamic_ncols=True)
     with _session(address, timeout_s):
         cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
-        for run in runs:  # every run's resources are checked before anything trains
+        for run in runs:  # every run's resources are checked before anything is written or trained
             _gpus_for(run.config.device, cluster_gpus, gpus_per_run)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "spec.json", spec.to_dict())
+        store = sweep.ResultStore(out_dir / sweep.STORE_NAME)
+        summary = sweep.SweepSummary(out_dir=out_dir, total=len(runs))
+        say = log or (lambda line: tqdm.write(line))
+        bar = tqdm(total=len(runs), desc=f"sweep {spec.name} on ray", unit="run", disable=not progress,
+                   dynamic_ncols=True)
         in_flight: dict[Any, tuple[Any, Any, str]] = {}
         try:
             for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
@@ -712,7 +719,8 @@ def _gpus_for(device: str, cluster_gpus: float, requested: float | None) -> floa
     """GPUs a run asks for: as requested, else one when its device may use CUDA and the cluster has GPUs."""
     wants_cuda = device.startswith("cuda")
     if wants_cuda and cluster_gpus == 0:
-        raise ValueError(f"a run asks for device {device!r} but the Ray cluster has no GPUs; use device='cpu' or 'auto'")
+        raise ValueError(
+            f"a run asks for device {device!r} but the Ray cluster has no GPUs; use device='cpu' or 'auto'")
     if requested is not None:
         if requested > cluster_gpus:
             raise ValueError(f"gpus_per_run={requested:g} but the Ray cluster has {cluster_gpus:g} GPU(s)")
