@@ -305,3 +305,27 @@ def test_rank_targets_rejects_mismatched_protocol():
         rank_targets(FixedScores(np.zeros((1, 5))), ranking_task(split, "test", 3, protocol="sampled"), "sampled")
     with pytest.raises(ValueError, match="unknown protocol"):
         ranking_task(split, "test", 3, protocol="partial")
+
+
+@pytest.mark.parametrize("protocol", ["full", "sampled"])
+def test_device_ranking_treats_nan_as_minus_infinity(protocol):
+    pytest.importorskip("torch")
+    from perflaw.eval import rank_targets, ranking_task
+
+    seqs = Sequences.from_lists([[1, 2, 3, 4], [2, 3, 5, 6], [6, 5, 4, 1]])
+    split = leave_one_out(seqs)
+    task = ranking_task(split, "test", max_len=3, protocol=protocol)
+    position = np.searchsorted(split.eval_users, task.users.numpy())
+    targets = split.targets("test")[position]
+    scores = np.random.default_rng(8).normal(size=(3, seqs.n_items + 1)).astype(np.float32)
+    scores[0, targets[0]] = np.nan  # a NaN target ranks last
+    scores[1, :] = np.nan
+    scores[1, targets[1]] = 0.0  # NaN candidates never outscore a real target
+    k = 4
+    ranks = rank_targets(FixedScores(scores), task, protocol, k if protocol == "sampled" else None).tolist()
+    if protocol == "full":
+        history = [split.prefix("test").to_lists()[p] for p in position]
+        assert ranks == [reference_rank_full(scores[u], targets[u], history[u]) for u in range(3)]
+        assert ranks[0] == seqs.n_items - len(set(history[0]) | {targets[0]}) and ranks[1] == 0
+    else:
+        assert ranks[0] == k and ranks[1] == 0

@@ -15,9 +15,9 @@ Protocols
     on every device and for every batch size.
 
 Ranks and ties
-    A target's rank is the number of candidates scoring at least as high as it
-    (ties count against the model, so a constant scorer gets the worst rank);
-    NaN scores count as -inf. HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
+    A target's rank is the number of other candidates scoring at least as high
+    as it (ties count against the model, so a constant scorer gets the worst
+    rank); NaN scores count as -inf, and masked items are never candidates. HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
     MRR = 1 / (rank + 1), each averaged over users.
 
 The metric math (:func:`metrics_from_ranks`, :func:`ranks_full`,
@@ -101,8 +101,10 @@ def ranks_full(scores: Any, targets: Any, history: TypingSequence[Any] | None = 
     targets = _as_numpy(targets).astype(np.int64)
     users, width = _check_scores(scores, targets)
     rows = np.arange(users)
+    scores[np.isnan(scores)] = -np.inf
     target_scores = scores[rows, targets]
-    scores[:, 0] = -np.inf
+    # masked entries become NaN, which is never >= anything, even a -inf target
+    scores[:, 0] = np.nan
     if history is not None:
         if len(history) != users:
             raise ValueError(f"history has {len(history)} entries for {users} users")
@@ -111,10 +113,8 @@ def ranks_full(scores: Any, targets: Any, history: TypingSequence[Any] | None = 
         flat = np.asarray(flat, dtype=np.int64)
         if flat.size and (flat.min() < 1 or flat.max() >= width):
             raise ValueError(f"history items must lie in 1..{width - 1}, got {flat.min()}..{flat.max()}")
-        scores[np.repeat(rows, lengths), flat] = -np.inf
+        scores[np.repeat(rows, lengths), flat] = np.nan
     scores[rows, targets] = target_scores
-    scores[np.isnan(scores)] = -np.inf
-    target_scores = scores[rows, targets]
     return (scores >= target_scores[:, None]).sum(axis=1) - 1
 
 
@@ -374,6 +374,7 @@ class RankingTask:
     history_rows: Any  # task row of each history token
     history_items: Any
     exclusion: ExclusionIndex | None  # history and target, for the sampled protocol
+    other_candidates: Any  # (users,) full-protocol candidates besides the target
     n_items: int
 
     @property
@@ -411,14 +412,12 @@ def ranking_task(
     targets = split.targets(which)[order]
     n = len(targets)
     rows = np.repeat(np.arange(n, dtype=np.int64), prefix.lengths)
-    exclusion = None
-    if protocol == "sampled":
-        exclusion = ExclusionIndex.build(
-            np.concatenate([rows, np.arange(n)]),
-            np.concatenate([prefix.items, targets]),
-            n_rows=n,
-            n_items=n_items,
-        ).to(device)
+    excluded = ExclusionIndex.build(  # history and target
+        np.concatenate([rows, np.arange(n)]),
+        np.concatenate([prefix.items, targets]),
+        n_rows=n,
+        n_items=n_items,
+    )
     tensor = lambda a: torch.tensor(np.asarray(a), dtype=torch.int64, device=device)  # noqa: E731
     return RankingTask(
         which=which,
@@ -429,7 +428,8 @@ def ranking_task(
         history_offsets=prefix.offsets.copy(),
         history_rows=tensor(rows),
         history_items=tensor(prefix.items),
-        exclusion=exclusion,
+        exclusion=excluded.to(device) if protocol == "sampled" else None,
+        other_candidates=tensor(n_items - excluded.counts),
         n_items=n_items,
     )
 
@@ -474,7 +474,6 @@ def rank_targets(
         if trim:
             inputs = inputs[:, -max(1, int(task.lengths[start:stop].max())) :]
         scores = score_fn(inputs).float()
-        scores = torch.nan_to_num(scores, nan=-torch.inf)
         targets = task.targets[start:stop, None]
         target_scores = scores.gather(1, targets)
         if protocol == "full":
@@ -482,13 +481,20 @@ def rank_targets(
             scores[:, 0] = -torch.inf
             scores[task.history_rows[history] - start, task.history_items[history]] = -torch.inf
             scores.scatter_(1, targets, target_scores)
-            ranks.append((scores >= target_scores).sum(1) - 1)
+            batch_ranks = _count_at_least(scores, target_scores) - 1
+            worst = task.other_candidates[start:stop]
         else:
             rows = torch.arange(start, stop, device=scores.device)
             negatives = sampled_negatives(
                 task.exclusion, rows, task.users[start:stop], eval_negatives, seed, task.which
             )
-            ranks.append((scores.gather(1, negatives) >= target_scores).sum(1))
+            batch_ranks = _count_at_least(scores.gather(1, negatives), target_scores)
+            worst = eval_negatives
+        # A NaN candidate never reaches a finite target, as -inf would not. A NaN
+        # or -inf target ties with every candidate: it ranks last.
+        target_scores = target_scores[:, 0]
+        last = torch.isnan(target_scores) | (target_scores == -torch.inf)
+        ranks.append(torch.where(last, worst, batch_ranks))
     return torch.cat(ranks)
 
 
@@ -546,6 +552,18 @@ def _check_scores(scores: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
     if users and (targets.min() < 1 or targets.max() >= width):
         raise ValueError(f"targets must lie in 1..{width - 1}, got {targets.min()}..{targets.max()}")
     return users, width
+
+
+def _count_at_least(values: Any, threshold: Any) -> Any:
+    """Per row, how many ``values`` are >= ``threshold`` (torch, int64).
+
+    Summing the comparison as uint8 into int32 avoids the int64 copy that a
+    plain bool sum makes (about twice as fast on CPU).
+    """
+    import torch
+
+    hits = (values >= threshold).view(torch.uint8)
+    return torch.sum(hits, dim=1, dtype=torch.int32).to(torch.int64)
 
 
 def _is_torch(x: Any) -> bool:
