@@ -204,3 +204,20 @@ def test_demo_end_to_end_writes_a_valid_report(tmp_path, capsys):
     # a second demo reuses every finished run
     assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
     assert "0 runs trained (27 reused)" in capsys.readouterr().out
+
+
+SPECS = Path(__file__).resolve().parents[1] / "docs" / "specs"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.mark.parametrize("name, runs", [("paper-amazon", 144), ("full-amazon", 144), ("reduced-gpu", 12)])
+def test_reproduction_specs_load(name, runs):
+    if not (SHARED_DATA / "beauty.txt").exists():
+        pytest.skip("../shared/data is not present")
+    spec = sweep.load_spec(SPECS / f"{name}.toml")
+    assert len(sweep.expand(spec)) == runs
+
+
+def test_movielens_spec_names_the_missing_file():
+    with pytest.raises(FileNotFoundError, match="ratings.dat"):
+        sweep.load_spec(SPECS / "paper-ml1m.toml")
