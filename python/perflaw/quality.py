@@ -34,7 +34,7 @@ import numpy as np
 
 from perflaw import _core
 from perflaw.blocks import BlockHistograms, WindowSpill
-from perflaw.sequences import Sequences, combine_fingerprints
+from perflaw.sequences import Sequences, combine_fingerprints, positive_int
 
 # |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
 APEN_ZERO = 1e-12
@@ -57,21 +57,11 @@ def resolve_threads(threads: int | None) -> int:
 
 
 def _check_m(m: Any) -> int:
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)):
-        raise TypeError(f"m must be an integer, got {m!r}")
-    if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
-    return int(m)
+    return positive_int(m, "m")
 
 
 def _check_max_len(max_len: Any) -> int | None:
-    if max_len is None:
-        return None
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)):
-        raise TypeError(f"max_len must be an integer or None, got {max_len!r}")
-    if max_len < 1:
-        raise ValueError(f"max_len must be >= 1, got {max_len}")
-    return int(max_len)
+    return None if max_len is None else positive_int(max_len, "max_len")
 
 
 def as_sequences(data: Any) -> Sequences:

@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from perflaw.sequences import positive_int
+
 if TYPE_CHECKING:
     from perflaw.quality import DataQuality
     from perflaw.sweep import SweepSummary
@@ -265,8 +267,8 @@ def data_quality(
     from perflaw.quality import QualityParts, _check_m, _check_max_len, _summarize
 
     m, max_len = _check_m(m), _check_max_len(max_len)
-    partitions = _positive_int(partitions, "partitions")
-    threads = _positive_int(threads, "threads")
+    partitions = positive_int(partitions, "partitions")
+    threads = positive_int(threads, "threads")
     for name, value in (("user", user), ("item", item)):
         if not isinstance(value, str) or not value:
             raise TypeError(f"{name} must be a non-empty column name, got {value!r}")
@@ -293,14 +295,6 @@ def data_quality(
         if not parts:
             raise ValueError(f"no interactions in {_describe(source)}")
     return _summarize(QualityParts.combine(parts), block)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
 
 
 def _describe(source: Any) -> str:
@@ -429,7 +423,7 @@ def _routed_parquet(source, user, item, timestamp, order, partitions, user_parti
     if user_partitions is None:
         user_partitions = max(partitions, math.ceil(total_rows / ROWS_PER_USER_PARTITION))
     layout = _Layout(user, item, timestamp, ((order,) if order else ()) + (_SHARD, _ROW),
-                     _positive_int(user_partitions, "user_partitions"))
+                     positive_int(user_partitions, "user_partitions"))
     shards = ray.data.from_items([{"shard": i, "path": str(p)} for i, p in enumerate(files)],
                                  override_num_blocks=len(files))
     columns = layout.data_columns + ([order] if order else [])
@@ -450,7 +444,7 @@ def _routed_dataset(ds, user, item, timestamp, order, partitions, user_partition
     wanted = [user, item] + [c for c in (timestamp, order) if c]
     _check_columns(wanted, list(schema.names), "the Ray Dataset")
     layout = _Layout(user, item, timestamp, (order,) if order else (),
-                     _positive_int(user_partitions if user_partitions is not None else partitions, "user_partitions"))
+                     positive_int(user_partitions if user_partitions is not None else partitions, "user_partitions"))
     rows = ds.select_columns(list(dict.fromkeys(wanted))).map_batches(
         _route, batch_format="pyarrow", fn_kwargs={"layout": layout})
     return rows, layout

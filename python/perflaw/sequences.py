@@ -221,7 +221,7 @@ class Sequences:
 
     def min_length(self, k: int) -> "Sequences":
         """Keep users with at least ``k`` items."""
-        return self.select(self.lengths >= _positive_int(k, "k", allow_zero=True))
+        return self.select(self.lengths >= positive_int(k, "k", allow_zero=True))
 
     def truncate(self, max_len: int) -> "Sequences":
         """Keep each user's last ``max_len`` items.
@@ -231,7 +231,7 @@ class Sequences:
         >>> Sequences.from_lists([[1, 2, 3], [4]]).truncate(2).to_lists(original_ids=True)
         [[2, 3], [4]]
         """
-        max_len = _positive_int(max_len, "max_len")
+        max_len = positive_int(max_len, "max_len")
         lengths = np.minimum(self.lengths, max_len)
         offsets = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -250,7 +250,7 @@ class Sequences:
         >>> s.n_users, s.n_items
         (2, 2)
         """
-        k = _positive_int(k, "k")
+        k = positive_int(k, "k")
         seqs = self
         while True:
             item_counts = np.bincount(seqs.items, minlength=seqs.n_items + 1)
@@ -455,7 +455,8 @@ def _frame_column(column: Any, name: Any) -> np.ndarray:
     return np.asarray(column.to_numpy())
 
 
-def _positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
+def positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
+    """``value`` as an int, or a TypeError/ValueError naming ``name`` and the value."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < (0 if allow_zero else 1):
