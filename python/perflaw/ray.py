@@ -518,7 +518,7 @@ def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, t
     kinds, keys, payloads = [_PARTS], [-1 - user_partition], [pickle.dumps(parts, protocol=5)]
     if partitions:
         # Item keys that agree across tasks: raw integer ids, or a stable hash of string ids.
-        items = seqs._stable_item_keys()
+        items = seqs.stable_item_keys()
         rows, bounds = _core.partition_windows(seqs.offsets, items, m, partitions, max_len)
         for p in range(partitions):
             if bounds[p] == bounds[p + 1]:

@@ -304,11 +304,18 @@ class Sequences:
         disjoint parts of a dataset combine, by :func:`combine_fingerprints`, into the whole's fingerprint."""
         from perflaw import _core
 
-        hashes = _core.sequence_hashes(self.offsets, self._stable_item_keys())
+        hashes = _core.sequence_hashes(self.offsets, self.stable_item_keys())
         return int(hashes.sum(dtype=np.uint64)), self.n_users, self.tokens
 
-    def _stable_item_keys(self) -> np.ndarray:
-        """Raw item ids as int64, strings replaced by a stable 64-bit hash."""
+    def stable_item_keys(self) -> np.ndarray:
+        """Each token's raw item id as int64 (strings replaced by a stable 64-bit
+        BLAKE2b hash), so that ids agree across batches, shards and processes.
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[30, 10], [10]]).stable_item_keys().tolist()
+        [30, 10, 10]
+        """
         vocab = self.item_vocab
         if vocab.dtype.kind in "iu":
             keys = vocab.astype(np.int64)
