@@ -160,7 +160,7 @@ def test_shards_merge_exactly_in_any_split():
     for cuts in ([250], [1, 2, 499], [100, 200, 300, 400]):
         bounds = [0, *cuts, seqs.n_users]
         parts = [
-            QualityParts.compute(seqs.select(np.arange(a, b)), m=2, max_len=20, raw_items=None)
+            QualityParts.compute(perflaw.Sequences.from_lists(seqs.to_lists(original_ids=True)[a:b]), m=2, max_len=20)
             for a, b in zip(bounds[:-1], bounds[1:])
         ]
         merged = QualityParts.combine(parts).summarize()

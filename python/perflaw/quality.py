@@ -225,17 +225,15 @@ class QualityParts:
         max_len: int | None = None,
         threads: int | None = None,
         block_entropy: bool = True,
-        raw_items: np.ndarray | None = None,
     ) -> "QualityParts":
-        """Statistics of one shard. ``raw_items`` gives item ids that are
-        consistent across shards (for the corpus window counts); by default the
-        shard's own item ids are used."""
+        """Statistics of one shard. Windows are counted on the raw item ids
+        (``Sequences.stable_item_keys``), so shards with different dense
+        relabellings merge correctly."""
         m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
         windows = None
         if block_entropy:
             windows = _core.WindowCounts(m)
-            items = seqs.items if raw_items is None else raw_items
-            windows.update(seqs.offsets, items, max_len, threads)
+            windows.update(seqs.offsets, seqs.stable_item_keys(), max_len, threads)
         return cls(
             m=m,
             max_len=max_len,
@@ -450,24 +448,6 @@ def data_quality(
     return QualityParts.compute(as_sequences(data), m, max_len, threads, block_entropy).summarize()
 
 
-class _ItemCodes:
-    """Item codes that agree across streamed batches, whatever each batch's own vocabulary."""
-
-    def __init__(self) -> None:
-        self._codes: dict[Any, int] = {}
-
-    def raw_items(self, seqs: Sequences) -> np.ndarray:
-        vocab = seqs.item_vocab
-        if vocab.dtype.kind in "iu":
-            return vocab[seqs.items - 1].astype(np.int64)
-        codes = np.fromiter(
-            (self._codes.setdefault(v, len(self._codes)) for v in vocab.tolist()),
-            dtype=np.int64,
-            count=len(vocab),
-        )
-        return codes[seqs.items - 1]
-
-
 def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
     """Summary of a file read in batches of whole users, in bounded memory: each
     batch keeps only its per-user arrays, and its windows go to a disk spill."""
@@ -478,7 +458,6 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
     m, max_len = _check_m(m), _check_max_len(max_len)
     if progress is None:
         progress = sys.stderr.isatty()
-    codes = _ItemCodes()
     parts: list[QualityParts] = []
     spill = WindowSpill(m, max_len, tmp_dir=read_options.get("tmp_dir")) if block_entropy else None
     with spill if spill is not None else contextlib.nullcontext():
@@ -487,7 +466,7 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
                 continue
             parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
             if spill is not None:
-                spill.add(batch.offsets, codes.raw_items(batch))
+                spill.add(batch.offsets, batch.stable_item_keys())
         if not parts:
             raise ValueError(f"no sequences in {path}")
         workers = resolve_threads(threads) or (os.cpu_count() or 1)
