@@ -8,8 +8,6 @@ command again with the same ``--out`` resumes an interrupted run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +103,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_json_atomic(payload: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(temporary, path)
+    from perflaw.atomic import write_json_atomic
+
+    write_json_atomic(path, payload)

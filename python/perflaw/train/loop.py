@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import torch
 
+from perflaw.atomic import atomic_path
+
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
 from perflaw.train.config import TrainConfig
@@ -179,9 +181,8 @@ def _peak_memory(device: torch.device) -> int:
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
 
 
 @dataclass
