@@ -18,15 +18,6 @@ from hypothesis import strategies as st
 from perflaw.io import count_rows_hint, detect_format, iter_batches, read_sequences
 from perflaw.sequences import Sequences, combine_fingerprints
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-@pytest.fixture
-def beauty_path() -> Path:
-    path = DATA / "beauty.txt"
-    if not path.exists():
-        pytest.skip(f"real data not found at {path} (../shared/data next to the repository)")
-    return path
 
 
 # ============================================================ references

@@ -22,15 +22,6 @@ from hypothesis import strategies as st
 from perflaw.sequences import Sequences
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
-
-
-@pytest.fixture
-def beauty_path() -> Path:
-    path = DATA / "beauty.txt"
-    if not path.exists():
-        pytest.skip(f"real data not found at {path} (../shared/data next to the repository)")
-    return path
 
 # Lists of raw item ids; small alphabets so that items repeat and k-cores are non-trivial.
 item_lists = st.lists(st.lists(st.integers(0, 12), min_size=0, max_size=12), min_size=0, max_size=25)
