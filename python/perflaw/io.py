@@ -689,16 +689,29 @@ def _token_text_rows(
 ) -> Iterator[_Rows]:
     layout = spec.layout
     seen = _SeenUsers()
-    consumed = 0
-    any_rows = False
-    for data, first_line, raw_pos in _line_chunks(spec.path, _chunk_bytes_for(spec.path, spec.format, chunk_rows)):
+
+    def parse(data: bytes, first_line: int) -> _Rows:
+        nonlocal layout
         lines = _parse_token_lines(data, first_line, spec)
         if layout == "either":
             layout = _layout_of(lines)
         if layout == "pairs":
-            rows = _pairs_rows(lines, data, first_line, spec)
-        else:
-            rows = _sasrec_rows(lines, data, first_line, spec, seen)
+            return _pairs_rows(lines, data, first_line, spec)
+        return _sasrec_rows(lines, data, first_line, spec, seen)
+
+    yield from _parsed_line_chunks(spec, spec.format, chunk_rows, advance, parse)
+
+
+def _parsed_line_chunks(
+    spec: _Spec, fmt: str, chunk_rows: int | None, advance: Callable[[int], None],
+    parse: Callable[[bytes, int], _Rows],
+) -> Iterator[_Rows]:
+    """``parse(data, first_line)`` on each chunk of whole lines, reporting bytes read
+    to ``advance``; a file that yields no rows at all is an error."""
+    consumed = 0
+    any_rows = False
+    for data, first_line, raw_pos in _line_chunks(spec.path, _chunk_bytes_for(spec.path, fmt, chunk_rows)):
+        rows = parse(data, first_line)
         advance(raw_pos - consumed)
         consumed = raw_pos
         any_rows = any_rows or len(rows) > 0
@@ -885,19 +898,14 @@ def _movielens_rows(
     first = next((line for line in sample.split(b"\n") if line.strip()), b"")
     has_header = bool(first) and not first.lstrip()[:1].isdigit()
     sep = spec.sep or _sniff_movielens_sep(first)
-    consumed = 0
-    any_rows = False
-    for data, first_line, raw_pos in _line_chunks(spec.path, _chunk_bytes_for(spec.path, "movielens", chunk_rows)):
+
+    def parse(data: bytes, first_line: int) -> _Rows:
         if first_line == 1 and has_header:
             data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
             first_line = 2
-        rows = _parse_movielens_block(data, first_line, sep, spec)
-        advance(raw_pos - consumed)
-        consumed = raw_pos
-        any_rows = any_rows or len(rows) > 0
-        yield rows
-    if not any_rows:
-        raise ValueError(f"{spec.path} holds no interactions")
+        return _parse_movielens_block(data, first_line, sep, spec)
+
+    yield from _parsed_line_chunks(spec, "movielens", chunk_rows, advance, parse)
 
 
 def _sniff_movielens_sep(first_line: bytes) -> str:
