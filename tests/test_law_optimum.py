@@ -63,7 +63,7 @@ def test_budget_optimum_matches_brute_force(code_fit):
 
 
 def test_budget_optimum_counts_with_the_real_model_formula(code_fit):
-    sizing = pytest.importorskip("perflaw.train.sizing")
+    sizing = pytest.importorskip("perflaw.sizing")
     budget = 150_000
     best = code_fit.budget_optimum(budget)  # model, n_items and max_len from the table
     expected = sizing.param_count("llama", int(best.point["N"]), int(best.point["d"]), 1000, max_len=50)

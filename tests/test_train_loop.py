@@ -15,7 +15,7 @@ from perflaw.sequences import Sequences  # noqa: E402
 from perflaw.train import TrainConfig, TrainResult, load_checkpoint, train  # noqa: E402
 from perflaw.train.data import build_train_data, epoch_batches, training_windows  # noqa: E402
 from perflaw.train.losses import draw_negatives  # noqa: E402
-from perflaw.train.sizing import param_count  # noqa: E402
+from perflaw.sizing import param_count  # noqa: E402
 
 TIMING_KEYS = {"train_s", "tokens_per_s"}
 
@@ -241,7 +241,7 @@ def test_bad_data_gives_clear_errors():
 
 
 def test_perflaw_train_is_callable_from_the_package():
-    import perflaw.train.sizing  # binds perflaw.train to the subpackage  # noqa: F401
+    import perflaw.train.config  # binds perflaw.train to the subpackage  # noqa: F401
 
     result = perflaw.train(random_data(), perflaw.TrainConfig(**tiny(epochs=1).to_dict()), progress=False)
     assert result.epochs_run == 1

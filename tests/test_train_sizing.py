@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from perflaw.train.sizing import (
+from perflaw.sizing import (
     TARGET_HEAD_DIM,
     attention_shape,
     attention_width,
@@ -108,7 +108,7 @@ def test_param_count_grows_with_size():
 def test_sizing_config_and_result_do_not_import_torch():
     code = (
         "import sys, perflaw\n"
-        "from perflaw.train.sizing import param_count\n"
+        "from perflaw.sizing import param_count\n"
         "from perflaw.train import TrainConfig, TrainResult\n"
         "import perflaw.eval\n"
         "TrainConfig(dim=50); param_count('llama', 2, 50, 100)\n"

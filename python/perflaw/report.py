@@ -55,7 +55,7 @@ def load_runs(results: Any) -> pd.DataFrame:
         return results.copy()
     path = Path(results)
     if path.is_dir() or path.suffix in (".sqlite", ".db"):
-        from perflaw.sweep import open_results
+        from perflaw.store import open_results
 
         return open_results(path).frame(include_failed=True)
     from perflaw.law import read_table

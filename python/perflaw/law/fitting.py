@@ -27,6 +27,7 @@ import pandas as pd
 from perflaw.law.forms import FORMS, Form, Spec, get_form
 from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
 from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
+from perflaw.law.values import check_region, clean
 
 Array = np.ndarray
 
@@ -147,22 +148,6 @@ class FitOptions:
         out["trust_region"] = {k: list(v) for k, v in self.trust_region.items()} if self.trust_region else None
         out["panel_by"] = list(self.panel_by)
         return out
-
-
-def check_region(region: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
-    """Validate a trust region: variable -> (low, high), 0 < low < high."""
-    if not isinstance(region, Mapping):
-        raise TypeError(f"trust_region must be a mapping variable -> (low, high), got {type(region).__name__}")
-    out: dict[str, tuple[float, float]] = {}
-    for var, bounds in region.items():
-        try:
-            lo, hi = (float(b) for b in bounds)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"trust_region[{var!r}] must be (low, high), got {bounds!r}") from exc
-        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
-            raise ValueError(f"trust_region[{var!r}] must satisfy 0 < low < high, got ({lo!r}, {hi!r})")
-        out[str(var)] = (lo, hi)
-    return out
 
 
 @dataclass(frozen=True)
@@ -405,31 +390,31 @@ class Fit:
             "formula": self.formula,
             "metric": self.metric,
             "direction": self.direction,
-            "params": _clean(self.params),
-            "intervals": {k: _clean(list(v)) for k, v in self.intervals.items()},
+            "params": clean(self.params),
+            "intervals": {k: clean(list(v)) for k, v in self.intervals.items()},
             "ci": self.options.ci,
-            "fixed": _clean(self.fixed),
-            "held": _clean(self.held),
+            "fixed": clean(self.fixed),
+            "held": clean(self.held),
             "unidentified": list(self.unidentified),
             "at_bound": list(self.at_bound),
             "converged": self.converged,
-            "convergence": _clean(self.convergence),
-            "r2": _clean(self.r2),
-            "rmse": _clean(self.rmse),
+            "convergence": clean(self.convergence),
+            "r2": clean(self.r2),
+            "rmse": clean(self.rmse),
             "n_runs": self.n_runs,
             "n_configs": self.n_configs,
             "n_params": self.n_params,
-            "loo_error": _clean(self.loo_error),
-            "loo_max_error": _clean(self.loo_max_error),
-            "extrapolation_error": _clean(self.extrapolation_error),
-            "extrapolation_max_error": _clean(self.extrapolation_max_error),
-            "heldout": _clean(self.heldout),
-            "baseline": _clean(self.baseline),
-            "bootstrap": _clean(self.bootstrap),
+            "loo_error": clean(self.loo_error),
+            "loo_max_error": clean(self.loo_max_error),
+            "extrapolation_error": clean(self.extrapolation_error),
+            "extrapolation_max_error": clean(self.extrapolation_max_error),
+            "heldout": clean(self.heldout),
+            "baseline": clean(self.baseline),
+            "bootstrap": clean(self.bootstrap),
             "trust_region": {k: list(v) for k, v in self.trust_region.items()},
             "panels": list(self.panels),
             "notes": list(self.notes),
-            "options": _clean(self.options.to_dict()),
+            "options": clean(self.options.to_dict()),
             "columns": dict(self.data.columns),
             "fingerprint": self.fingerprint,
             "version": self.version,
@@ -471,23 +456,6 @@ def _use_or_reason(make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return make()
     except (ValueError, ImportError) as exc:
         return {"error": str(exc)}
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready copy: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(float(value)) else None
-    return value
 
 
 # ---------------------------------------------------------------------------
@@ -821,7 +789,7 @@ def _leave_largest_out(spec: Spec, data: LawData, options: FitOptions) -> dict[s
             return _summarise(
                 [errors],
                 n_configs_held=int(n_out),
-                held_out=_clean(held_rows.to_dict(orient="records")),
+                held_out=clean(held_rows.to_dict(orient="records")),
                 size_threshold=float(np.sort(size)[::-1][n_out - 1]),
             )
         n_out -= 1

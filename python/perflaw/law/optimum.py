@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import numpy as np
 from scipy.optimize import minimize
 
-from perflaw.law.fitting import check_region
+from perflaw.law.values import check_region, clean
+from perflaw.sizing import param_count
 from perflaw.law.solve import with_small_blas
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -84,9 +85,7 @@ class Optimum:
         return all(s == "interior" for s in self.status.values())
 
     def to_dict(self) -> dict[str, Any]:
-        from perflaw.law.fitting import _clean
-
-        return _clean({
+        return clean({
             "point": self.point, "value": self.value, "interval": list(self.interval),
             "point_intervals": {k: list(v) for k, v in self.point_intervals.items()},
             "status": self.status, "interior": self.interior, "edge_share": self.edge_share,
@@ -131,9 +130,7 @@ class BudgetOptimum:
     flops: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        from perflaw.law.fitting import _clean
-
-        return _clean({
+        return clean({
             "max_params": self.max_params, "flops": self.flops, "point": self.point, "params": self.params,
             "value": self.value, "interval": list(self.interval),
             "point_intervals": {k: list(v) for k, v in self.point_intervals.items()},
@@ -169,9 +166,7 @@ class ScalingPotential:
     at_edge: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        from perflaw.law.fitting import _clean
-
-        return _clean({
+        return clean({
             "at_edge": self.at_edge, "current": self.current, "current_value": self.current_value, "best": self.best,
             "best_value": self.best_value, "gain": self.gain, "gain_interval": list(self.gain_interval),
             "relative_gain": self.relative_gain, "relative_gain_interval": list(self.relative_gain_interval),
@@ -407,19 +402,12 @@ def default_param_counter(
     include_embedding: bool = True,
     panel: str | None = None,
 ) -> tuple[Callable[[int, int], int], str]:
-    """The model's real parameter formula, ``perflaw.train.sizing.param_count``.
+    """The model's real parameter formula, ``perflaw.sizing.param_count``.
 
     ``model``, ``n_items`` and ``max_len`` default to the table's columns when
     they hold a single value (within ``panel`` when given); ``model`` falls
     back to ``"llama"`` and ``max_len`` to 50.
     """
-    try:
-        from perflaw.train.sizing import param_count
-    except ImportError as exc:
-        raise ImportError(
-            "budget_optimum needs perflaw.train.sizing.param_count (not available here); "
-            "pass params_fn=lambda layers, dim: ... instead"
-        ) from exc
     frame = fit.data.frame
     if panel is not None:
         frame = frame[fit.data.panel == fit.panels.index(panel)]
@@ -446,7 +434,7 @@ def default_param_counter(
         return int(param_count(str(model), int(layers), int(dim), n_items, max_len=max_len, heads=heads,
                                include_embedding=include_embedding))
 
-    label = (f"perflaw.train.sizing.param_count(model={model!r}, n_items={n_items}, max_len={max_len}, "
+    label = (f"perflaw.sizing.param_count(model={model!r}, n_items={n_items}, max_len={max_len}, "
              f"heads={heads}, include_embedding={include_embedding})")
     return count, label
 

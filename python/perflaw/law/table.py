@@ -77,7 +77,7 @@ def _read_path(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in _SQLITE_SUFFIXES:
         # a sweep folder or its results store (perflaw.sweep owns the format)
-        from perflaw.sweep import open_results
+        from perflaw.store import open_results
 
         return open_results(path).frame(include_failed=True)
     if suffix in _CSV_SUFFIXES:

@@ -1,7 +1,7 @@
 """Training and evaluating sequential recommenders (needs ``perflaw[train]``, i.e. torch).
 
 Importing this package does not import torch: ``TrainConfig``, ``TrainResult``
-and :mod:`perflaw.train.sizing` are torch-free; torch loads when :func:`train`
+and :mod:`perflaw.sizing` are torch-free; torch loads when :func:`train`
 (or :mod:`perflaw.train.loop`, ``models``, ``losses``, ``data``) is first used.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from perflaw.train.config import TrainConfig
 from perflaw.train.result import TrainResult
-from perflaw.train.sizing import param_count, pick_heads
+from perflaw.sizing import param_count, pick_heads
 
 __all__ = ["train", "TrainConfig", "TrainResult", "param_count", "pick_heads", "load_checkpoint"]
 
@@ -51,7 +51,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Any:
 class _CallablePackage(types.ModuleType):
     """Lets ``perflaw.train(...)`` work even when ``perflaw.train`` is this package.
 
-    Importing ``perflaw.train.sizing`` binds the attribute ``perflaw.train`` to the
+    Importing ``perflaw.train.config`` binds the attribute ``perflaw.train`` to the
     package, which shadows the function of the same name; calling the package
     forwards to :func:`train`.
     """

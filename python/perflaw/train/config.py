@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from perflaw.eval import METRIC_NAMES
-from perflaw.train.sizing import MODELS, attention_shape
+from perflaw.sizing import MODELS, attention_shape
 
 LOSSES = ("ce", "bce", "sampled_softmax")
 PROTOCOLS = ("full", "sampled")
@@ -35,7 +35,7 @@ class TrainConfig:
     layers, dim : int
         Number of blocks and embedding size (any ``dim >= 1``).
     heads : int or None
-        Attention heads; ``None`` applies :func:`perflaw.train.sizing.pick_heads`.
+        Attention heads; ``None`` applies :func:`perflaw.sizing.pick_heads`.
     max_len : int
         Longest input sequence (>= 2); longer histories keep their last items.
     loss : {"ce", "bce", "sampled_softmax"}

@@ -33,7 +33,7 @@ from perflaw.train.data import build_train_data, epoch_batches
 from perflaw.train.losses import draw_negatives, next_item_loss
 from perflaw.train.models import SequentialRecommender, build_model
 from perflaw.train.result import TrainResult
-from perflaw.train.sizing import param_count
+from perflaw.sizing import param_count
 
 CHECKPOINT_FORMAT = 1
 LAST_CHECKPOINT = "last.pt"

@@ -6,7 +6,7 @@ tied to the output layer. The padding mask is derived from the ids, and no
 real position ever attends to a padded or a future one, so outputs do not
 depend on how much left padding a window carries.
 
-Parameter counts equal :func:`perflaw.train.sizing.param_count`.
+Parameter counts equal :func:`perflaw.sizing.param_count`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perflaw.train.sizing import attention_shape, swiglu_hidden
+from perflaw.sizing import attention_shape, swiglu_hidden
 
 INIT_STD = 0.02
 

@@ -1,0 +1,41 @@
+"""Small helpers shared by the law's modules: JSON-ready values, region checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+def check_region(region: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
+    """Validate a trust region: variable -> (low, high), 0 < low < high."""
+    if not isinstance(region, Mapping):
+        raise TypeError(f"trust_region must be a mapping variable -> (low, high), got {type(region).__name__}")
+    out: dict[str, tuple[float, float]] = {}
+    for var, bounds in region.items():
+        try:
+            lo, hi = (float(b) for b in bounds)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"trust_region[{var!r}] must be (low, high), got {bounds!r}") from exc
+        if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
+            raise ValueError(f"trust_region[{var!r}] must satisfy 0 < low < high, got ({lo!r}, {hi!r})")
+        out[str(var)] = (lo, hi)
+    return out
+
+
+def clean(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, Mapping):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [clean(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    return value
