@@ -32,7 +32,7 @@ PEAK_BF16 = {"H200": 989.5e12, "H100": 989.5e12, "A100": 312e12}
 
 def model_flops_per_epoch(result: dict, train_windows_lengths: np.ndarray) -> float:
     """Useful training FLOPs of one epoch (forward + backward = 3 x forward)."""
-    from perflaw.train.sizing import attention_shape
+    from perflaw.sizing import attention_shape
 
     width = attention_shape(result["model"], result["dim"], result["heads"]).width
     targets = float(train_windows_lengths.sum())
