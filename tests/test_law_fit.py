@@ -18,7 +18,7 @@ from scipy.special import huber, logsumexp
 
 import perflaw
 from perflaw.law import FORMS, fit_groups
-from perflaw.law.fitting import resample
+from perflaw.law.resampling import resample
 from perflaw.law.solve import hoffmann_loss
 from perflaw.law.synthetic import DECAY_FREE, PEAKED, synthetic_runs
 

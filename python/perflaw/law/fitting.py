@@ -24,10 +24,12 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from perflaw.law.backtest import Backtest, run_backtest
 from perflaw.law.forms import FORMS, Form, Spec, get_form
 from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
 from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
-from perflaw.law.values import check_region, clean
+from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
+from perflaw.law.values import bounds_for, check_region, clean, clip_to
 
 Array = np.ndarray
 
@@ -221,6 +223,7 @@ class Fit:
     extrapolation_error: float | None
     extrapolation_max_error: float | None
     heldout: dict[str, Any]
+    backtest: dict[str, Backtest]
     baseline: dict[str, Any] | None
     bootstrap: dict[str, Any]
     trust_region: dict[str, tuple[float, float]]
@@ -236,6 +239,16 @@ class Fit:
     form_obj: Form = field(repr=False)
 
     # -- prediction -----------------------------------------------------
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        """The metric's range, where predictions and intervals are clipped into it.
+
+        (0, 1) for a ranking metric (HR, NDCG, MRR …, by name) whose measured
+        values all lie in that range; None otherwise (a loss, or a table of
+        values on another scale, such as law-space test data).
+        """
+        return bounds_for(self.metric, self.data.y)
 
     @property
     def model_variables(self) -> tuple[str, ...]:
@@ -275,7 +288,7 @@ class Fit:
         True
         """
         X, panel_ids = self.inputs(panel=panel, **variables)
-        value = self.spec.predict(self.theta, X, panel_ids)
+        value = clip_to(self.spec.predict(self.theta, X, panel_ids), self.bounds)
         scalar = all(np.ndim(v) == 0 for v in variables.values() if v is not None)
         if not interval:
             return float(value[0]) if scalar else value
@@ -348,7 +361,8 @@ class Fit:
             return np.full(n, np.nan), np.full(n, np.nan)
         preds = np.array([self.spec.predict(t, X, panel) for t in rows])
         alpha = (1 - self.options.ci) / 2
-        return np.nanquantile(preds, alpha, axis=0), np.nanquantile(preds, 1 - alpha, axis=0)
+        lower, upper = np.nanquantile(preds, alpha, axis=0), np.nanquantile(preds, 1 - alpha, axis=0)
+        return clip_to(lower, self.bounds), clip_to(upper, self.bounds)
 
     def replicates(self) -> Array:
         """Bootstrap parameter vectors that converged to finite values."""
@@ -409,6 +423,7 @@ class Fit:
             "extrapolation_error": clean(self.extrapolation_error),
             "extrapolation_max_error": clean(self.extrapolation_max_error),
             "heldout": clean(self.heldout),
+            "backtest": {label: bt.to_dict() for label, bt in self.backtest.items()},
             "baseline": clean(self.baseline),
             "bootstrap": clean(self.bootstrap),
             "trust_region": {k: list(v) for k, v in self.trust_region.items()},
@@ -574,11 +589,13 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
     if not solution.converged:
         notes.append(f"the optimiser did not report convergence: {solution.message}")
 
-    heldout = _heldout(spec, data, options) if options.holdout else {"loo": None, "extrapolation": None}
+    backtests = _backtest(spec, data, options) if options.holdout else {}
+    heldout = {"loo": _leave_one_config_out(spec, data, options) if options.holdout else None,
+               "extrapolation": _pooled(backtests, "law")}
     rng = np.random.default_rng(options.seed)
     samples, boot_info = _bootstrap(spec, data, theta, options, rng, solution)
     intervals = _intervals(spec, samples, options.ci, unidentified)
-    baseline = _baseline(form, data, options) if options.baseline else None
+    baseline = _baseline(form, data, options, _pooled(backtests, "scaling")) if options.baseline else None
 
     direction = options.direction or ("min" if "loss" in data.metric.lower() or "perplexity" in data.metric.lower() else "max")
     params = spec.param_dict(theta)
@@ -616,6 +633,7 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
         extrapolation_error=ext["mean"] if ext else None,
         extrapolation_max_error=ext["max"] if ext else None,
         heldout=heldout,
+        backtest=backtests,
         baseline=baseline,
         bootstrap=boot_info,
         trust_region=_trust_region(spec, data, options),
@@ -719,31 +737,10 @@ def _trust_region(spec: Spec, data: LawData, options: FitOptions) -> dict[str, t
 # held-out error
 
 
-def _trainable(spec: Spec, train: LawData, test_panels: Array | None = None) -> str | None:
-    """Why ``spec`` cannot be refitted on ``train`` (None when it can)."""
-    for var in spec.variables:
-        if var in spec.held or var not in train.X:
-            continue
-        if len(np.unique(train.X[var])) < 2:
-            return f"a single value of {var} remains"
-    if train.n_configs < spec.n_params:
-        return f"{train.n_configs} configurations for {spec.n_params} parameters"
-    if spec.per_panel:
-        needed = np.unique(test_panels) if test_panels is not None else np.arange(len(spec.panel_labels))
-        if not np.all(np.isin(needed, train.panel)):
-            return "a panel with per-panel parameters would have no runs"
-    return None
-
-
 def _refit_predict(spec: Spec, train: LawData, test: LawData, options: FitOptions) -> Array:
     sol = solve(spec, train.X, train.panel, train.y, loss=options.loss, f_scale=options.f_scale,
                 n_polish=options.holdout_starts, polish=False)
     return spec.predict(sol.theta, test.X, test.panel)
-
-
-def _relative_errors(pred: Array, y: Array) -> Array:
-    keep = y != 0
-    return np.abs(pred[keep] - y[keep]) / np.abs(y[keep])
 
 
 def _summarise(errors: list[Array], **extra: Any) -> dict[str, Any] | None:
@@ -755,8 +752,27 @@ def _summarise(errors: list[Array], **extra: Any) -> dict[str, Any] | None:
     return {"mean": float(flat.mean()), "max": float(flat.max()), "n_runs": int(flat.size), **extra}
 
 
-def _heldout(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any]:
-    return {"loo": _leave_one_config_out(spec, data, options), "extrapolation": _leave_largest_out(spec, data, options)}
+def _backtest(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Backtest]:
+    baseline_D = "free" if spec.form == "performance_code" and options.D == "free" else "fixed"
+    return run_backtest(spec, data, fraction=options.holdout_fraction, n_boot=options.n_boot, seed=options.seed,
+                        loss=options.loss, n_polish=options.holdout_starts, baseline_D=baseline_D)
+
+
+def _pooled(backtests: Mapping[str, Backtest], name: str) -> dict[str, Any] | None:
+    """Mean and worst backtest error of ``name`` ("law" or a baseline) over every panel's held-out runs."""
+    total, weight, worst, held = 0.0, 0, 0.0, 0
+    for bt in backtests.values():
+        scores = bt.law if name == "law" else bt.baselines.get(name, {})
+        if not bt.available or scores.get("mean_relative_error") is None:
+            continue
+        runs = sum(r["runs"] for r in bt.held_out)
+        total += scores["mean_relative_error"] * runs
+        weight += runs
+        worst = max(worst, scores["max_relative_error"])
+        held += bt.n_held
+    if not weight:
+        return None
+    return {"mean": total / weight, "max": worst, "n_runs": weight, "n_configs_held": held}
 
 
 def _leave_one_config_out(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any] | None:
@@ -767,70 +783,15 @@ def _leave_one_config_out(spec: Spec, data: LawData, options: FitOptions) -> dic
     for c in configs:
         out = data.config == c
         train, test = data.subset(np.flatnonzero(~out)), data.subset(np.flatnonzero(out))
-        if _trainable(spec, train, test.panel) is not None:
+        if trainable(spec, train, test.panel) is not None:
             skipped += 1
             continue
-        errors.append(_relative_errors(_refit_predict(spec, train, test, options), test.y))
+        errors.append(relative_errors(_refit_predict(spec, train, test, options), test.y))
     return _summarise(errors, n_folds=len(configs) - skipped, skipped=skipped)
-
-
-def _leave_largest_out(spec: Spec, data: LawData, options: FitOptions) -> dict[str, Any] | None:
-    """Fit on the smaller models, predict the largest ``holdout_fraction``."""
-    configs = np.unique(data.config)
-    size = np.array([data.size[data.config == c].mean() for c in configs])
-    order = configs[np.argsort(-size, kind="stable")]
-    n_out = max(1, math.ceil(options.holdout_fraction * len(configs)))
-    while n_out >= 1:
-        held = np.isin(data.config, order[:n_out])
-        train, test = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
-        if _trainable(spec, train, test.panel) is None:
-            errors = _relative_errors(_refit_predict(spec, train, test, options), test.y)
-            held_rows = pd.DataFrame({v: data.X[v][held] for v in data.X}).drop_duplicates()
-            return _summarise(
-                [errors],
-                n_configs_held=int(n_out),
-                held_out=clean(held_rows.to_dict(orient="records")),
-                size_threshold=float(np.sort(size)[::-1][n_out - 1]),
-            )
-        n_out -= 1
-    return None
 
 
 # ---------------------------------------------------------------------------
 # bootstrap
-
-
-def bootstrap_mode(data: LawData, requested: str) -> str:
-    """``seeds`` when asked for (or ``auto`` and every configuration has two or
-    more runs), ``runs`` otherwise."""
-    if requested in ("runs", "seeds", "none"):
-        if requested == "seeds":
-            counts = np.bincount(data.config)
-            if counts[counts > 0].min() < 2:
-                raise ValueError(
-                    "bootstrap='seeds' needs at least two runs (seeds) of every configuration; "
-                    f"{int(np.sum(counts == 1))} configuration(s) have one"
-                )
-        return requested
-    counts = np.bincount(data.config)
-    return "seeds" if counts[counts > 0].min() >= 2 else "runs"
-
-
-def resample(data: LawData, mode: str, rng: np.random.Generator, spec: Spec, tries: int = 100) -> Array | None:
-    """Indices of one bootstrap sample (None when no valid sample was drawn).
-
-    ``runs``: n runs drawn with replacement from all runs, redrawn until the
-    sample can still be fitted. ``seeds``: within each configuration, its runs
-    drawn with replacement, so every configuration keeps its count.
-    """
-    if mode == "seeds":
-        groups = [np.flatnonzero(data.config == c) for c in np.unique(data.config)]
-        return np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-    for _ in range(tries):
-        index = rng.integers(0, data.n, size=data.n)
-        if _trainable(spec, data.subset(index)) is None:
-            return index
-    return None
 
 
 def _bootstrap(
@@ -884,7 +845,7 @@ def _intervals(spec: Spec, samples: Array, ci: float, unidentified: Sequence[str
 # baseline
 
 
-def _baseline(form: Form, data: LawData, options: FitOptions) -> dict[str, Any] | None:
+def _baseline(form: Form, data: LawData, options: FitOptions, ext: dict[str, Any] | None) -> dict[str, Any] | None:
     """The decay-free ``scaling`` form on the same runs, scored the same way."""
     if form.name in ("scaling", "chinchilla") or not {"N", "d"} <= set(data.X):
         return None
@@ -895,8 +856,7 @@ def _baseline(form: Form, data: LawData, options: FitOptions) -> dict[str, Any] 
         return None
     sol = solve(spec, data.X, data.panel, data.y, loss=options.loss, f_scale=options.f_scale, n_polish=1)
     r2, rmse = _quality(data.y, spec.predict(sol.theta, data.X, data.panel))
-    heldout = _heldout(spec, data, options) if options.holdout else {"loo": None, "extrapolation": None}
-    loo, ext = heldout["loo"], heldout["extrapolation"]
+    loo = _leave_one_config_out(spec, data, options) if options.holdout else None
     return {
         "form": "scaling",
         "formula": spec.formula,

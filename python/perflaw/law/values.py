@@ -39,3 +39,37 @@ def clean(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return float(value) if math.isfinite(float(value)) else None
     return value
+
+
+# Metrics that are shares or averages of per-user scores in [0, 1]: hit rate,
+# NDCG, MRR, recall, precision, MAP, AUC.
+_BOUNDED_PREFIXES = ("hr", "hit", "ndcg", "mrr", "recall", "precision", "map", "auc")
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """(0, 1) for a ranking metric that cannot leave that range, else None.
+
+    Examples
+    --------
+    >>> metric_bounds("ndcg@10"), metric_bounds("loss")
+    ((0.0, 1.0), None)
+    """
+    name = metric.strip().lower().split("@")[0]
+    return (0.0, 1.0) if name in _BOUNDED_PREFIXES else None
+
+
+def clip_to(values: Any, bounds: tuple[float, float] | None) -> Any:
+    """``values`` clipped into ``bounds`` (unchanged when bounds is None); NaN stays NaN."""
+    if bounds is None:
+        return values
+    clipped = np.clip(values, bounds[0], bounds[1])
+    return float(clipped) if np.ndim(clipped) == 0 else clipped
+
+
+def bounds_for(metric: str, measured: Any) -> tuple[float, float] | None:
+    """:func:`metric_bounds`, or None when a measured value lies outside them."""
+    bounds = metric_bounds(metric)
+    values = np.asarray(measured, dtype=np.float64)
+    if bounds is None or np.any((values < bounds[0]) | (values > bounds[1])):
+        return None
+    return bounds
