@@ -20,12 +20,16 @@ def register(subparsers: Any) -> None:
         "fit",
         help="fit a law to a results table",
         description=(
-            "Fit the Performance Law (or a baseline) to a table of finished runs (CSV, JSONL or "
-            "Parquet) and print the parameters with bootstrap intervals, R², held-out errors next "
-            "to the decay-free baseline, the optimum and the budget optimum."
+            "Fit the Performance Law to a table of finished runs (CSV, JSONL, Parquet or a sweep "
+            "folder), one law per dataset, and print first the recommended model size for each "
+            "dataset with its confidence, then the evidence (the backtest on held-out largest sizes "
+            "against simpler baselines), then the fit's details."
         ),
     )
     _common(fit)
+    fit.add_argument("--reach", type=float, default=1.0,
+                     help="let the recommendation look up to this many times beyond the largest trained N and d "
+                     "(default 1: inside the trained sizes; beyond, the answer is never of high confidence)")
     fit.add_argument("--budget", type=float, default=None, metavar="MAX_PARAMS",
                      help="also report the best configuration with at most this many parameters")
     fit.add_argument("--model", default=None, help="model for parameter counting (default: the table's, else llama)")
@@ -52,7 +56,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results table: .csv, .jsonl or .parquet")
     parser.add_argument("--metric", default=None, help="metric column, e.g. ndcg@10 (default: ndcg@10, loss for chinchilla)")
     parser.add_argument("--form", default="performance", choices=FORM_CHOICES, help="law form (default: %(default)s)")
-    parser.add_argument("--by", default=None, help="fit one law per group of these columns, e.g. dataset,max_len")
+    parser.add_argument("--by", default="auto",
+                        help="auto (default): one law per dataset and max_len; none: one law over the whole table; "
+                        "or the columns whose groups get a law each, e.g. dataset")
     parser.add_argument("--D", dest="D", default="fixed", choices=("fixed", "free"),
                         help="performance_code: D′ from the table, or one free D per panel (default: %(default)s)")
     parser.add_argument("--loss", default="linear", choices=("linear", "huber", "soft_l1"),
@@ -112,31 +118,72 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _fits(args: argparse.Namespace) -> dict[str, Any]:
-    from perflaw.law import fit, fit_groups
+    """One fit per group (plot): the same grouping as the answers."""
+    from perflaw.law import answer_panels
 
-    options = _options(args)
-    if args.by:
-        return fit_groups(args.results, args.by, form=args.form, metric=args.metric, **options)
-    return {"": fit(args.results, form=args.form, metric=args.metric, **options)}
+    answers = answer_panels(args.results, args.metric or "ndcg@10", by=args.by, form=args.form, **_options(args))
+    fits = {label: a.fit for label, a in answers.items() if a.fit is not None}
+    # a joint law answers several panels: plot it once
+    fits = {label: f for i, (label, f) in enumerate(fits.items()) if all(f is not g for g in list(fits.values())[:i])}
+    if not fits:
+        raise ValueError("; ".join(f"{label}: {a.problem}" for label, a in answers.items()))
+    return fits
 
 
 def fit_command(args: argparse.Namespace) -> int:
-    """Handler of ``perflaw fit``."""
-    fits = _fits(args)
+    """Handler of ``perflaw fit``: the answers, then the evidence, then the details."""
+    from perflaw.law import answer_panels
+    from perflaw.law.report import answers_text, evidence_text, glossary_text
+
+    metric = args.metric or ("loss" if args.form == "chinchilla" else "ndcg@10")
+    answers = answer_panels(args.results, metric, by=args.by, form=args.form, reach=args.reach, **_options(args))
     budget_kwargs = {k: v for k, v in {"model": args.model, "n_items": args.n_items, "max_len": args.max_len}.items()
                      if v is not None}
     if args.json:
-        payload = {label: law.to_dict(budget=args.budget, **budget_kwargs) for label, law in fits.items()}
-        out = payload[""] if list(payload) == [""] else {"by": args.by, "groups": payload}
-        json.dump(out, sys.stdout, indent=2, allow_nan=False)
+        payload = answers_payload(answers, metric, budget=args.budget, **budget_kwargs)
+        json.dump(payload, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return 0
-    for label, law in fits.items():
-        if label:
-            print(f"== {args.by} = {label}")
-        print(law.summary(budget=args.budget, **budget_kwargs))
+    print(answers_text(answers, metric))
+    print()
+    print("Evidence")
+    for answer in answers.values():
+        print(evidence_text(answer))
         print()
+    print("Fit details")
+    for fit in _distinct_fits(answers):
+        print(fit.summary(budget=args.budget, uses=args.budget is not None, **budget_kwargs))
+        print()
+    print(glossary_text())
     return 0
+
+
+def _distinct_fits(answers: dict[str, Any]) -> list[Any]:
+    seen: list[Any] = []
+    for answer in answers.values():
+        if answer.fit is not None and not any(answer.fit is f for f in seen):
+            seen.append(answer.fit)
+    return seen
+
+
+def answers_payload(answers: dict[str, Any], metric: str, budget: float | None = None,
+                    **budget_kwargs: Any) -> dict[str, Any]:
+    """What ``--json`` prints: the answers first, then per panel the recommendation, backtest and fit."""
+    panels = {}
+    for label, answer in answers.items():
+        entry = answer.to_dict()
+        if budget is not None and answer.fit is not None:
+            key = {"panel": label} if len(answer.fit.panels) > 1 else {}
+            try:
+                entry["budget_optimum"] = answer.fit.budget_optimum(budget, **key, **budget_kwargs).to_dict()
+            except (ValueError, ImportError) as exc:
+                entry["budget_optimum"] = {"error": str(exc)}
+        panels[label] = entry
+    return {
+        "metric": metric,
+        "answers": [a.recommendation.headline() for a in answers.values()],
+        "panels": panels,
+    }
 
 
 def plot_command(args: argparse.Namespace) -> int:
@@ -146,7 +193,7 @@ def plot_command(args: argparse.Namespace) -> int:
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     fits = _fits(args)
     for label, law in fits.items():
-        prefix = "" if not label else label.replace("|", "_").replace("/", "-") + "_"
+        prefix = "" if len(fits) == 1 else label.replace("|", "_").replace("/", "-") + "_"
         for path in plot_fit(law, args.out, prefix=prefix, formats=formats):
             print(path)
     return 0

@@ -26,6 +26,7 @@ import pandas as pd
 
 from perflaw.law.backtest import Backtest, run_backtest
 from perflaw.law.forms import FORMS, Form, Spec, get_form
+from perflaw.law.recommend import Recommendation, recommend
 from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
 from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
 from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
@@ -371,6 +372,10 @@ class Fit:
         return self.samples[np.all(np.isfinite(self.samples), axis=1)]
 
     # -- uses (see perflaw.law.optimum) ---------------------------------
+
+    def recommend(self, *, panel: str | None = None, reach: float = 1.0) -> Recommendation:
+        """The configuration to train, with its confidence; see :func:`perflaw.law.recommend.recommend`."""
+        return recommend(self, panel=panel, reach=reach)
 
     def optimum(self, **kwargs: Any) -> Any:
         """Best (N, d) inside the trust region; see :func:`perflaw.law.optimum.optimum`."""

@@ -143,3 +143,73 @@ def _uses_one(fit: "Fit", budget: float | None, budget_kwargs: dict[str, Any], k
     except (ValueError, ImportError) as exc:
         lines.append(f"  scaling potential: not available ({exc})")
     return lines
+
+
+# ---------------------------------------------------------------------------
+# the answer first, then the evidence
+
+
+GLOSSARY = (
+    ("backtest", "the law is refitted without the largest trained sizes and predicts them; "
+                 "its error there is compared with simpler predictors"),
+    ("scaling baseline", "w1·ln N + w2·ln d + b: accuracy that only ever grows with size"),
+    ("loglinear baseline", "a + b·ln(parameters), a straight line in the log of the model size"),
+    ("nearest baseline", "the accuracy of the closest trained size, as if nothing changed"),
+    ("relative error", "|predicted − measured| / measured, per held-out run"),
+    ("90% coverage", "the share of held-out runs inside the law's 90% prediction interval (ideal: about 90%)"),
+    ("seed noise", "the standard deviation of the metric between runs that differ only in their seed"),
+    ("R²", "the share of the differences between runs that the fitted law explains"),
+    ("unidentified", "a parameter the runs cannot pin down: only a combination of it with others is fixed"),
+    ("D′", "the data measure Σ|S|·ApEn′ of the training data"),
+)
+
+
+def answers_text(answers: Any, metric: str) -> str:
+    """The first lines of every summary: one recommendation per dataset."""
+    lines = [f"Recommendations ({metric}):"]
+    lines += [f"  {a.recommendation.headline()}" for a in answers.values()]
+    return "\n".join(lines)
+
+
+def evidence_text(answer: Any) -> str:
+    """Why the recommendation says what it says: reasons, next runs, the backtest table."""
+    rec = answer.recommendation
+    lines = [f"=== {rec.dataset} ==="]
+    lines += ["  why:"] + [f"  - {reason}" for reason in rec.reasons]
+    if rec.next_runs:
+        lines += ["  train next:"] + [f"  - N = {r['layers']}, d = {r['dim']}: {r['why']}" for r in rec.next_runs]
+    best = rec.best_measured
+    if best:
+        lines.append(f"  best size trained: N = {best['layers']}, d = {best['dim']}, {rec.metric} "
+                     f"{_num(best['value'])} (mean of {best['runs']} run(s))")
+    if rec.seed_noise is not None:
+        lines.append(f"  seed-to-seed noise: {_num(rec.seed_noise)} (standard deviation of one run)")
+    if answer.problem:
+        lines.append(f"  no law: {answer.problem}")
+    fit = answer.fit
+    bt = fit.backtest.get(rec.panel) if fit is not None else None
+    if bt is not None:
+        lines.append("")
+        lines.extend(backtest_lines(bt))
+    return "\n".join(lines)
+
+
+def backtest_lines(bt: Any) -> list[str]:
+    """The backtest as a small table: the law beside each baseline."""
+    if not bt.available:
+        return [f"  backtest: not possible ({bt.reason})"]
+    lines = [
+        f"  backtest: fitted on {bt.n_kept} sizes, predicting the {bt.n_held} largest (held out):",
+        f"    {'predictor':<12}{'mean error':>12}{'worst':>10}{'90% coverage':>15}",
+    ]
+    law = bt.law
+    cover = "—" if law.get("coverage_90") is None else f"{100 * law['coverage_90']:.0f}%"
+    lines.append(f"    {'law':<12}{_pct(law['mean_relative_error']):>12}{_pct(law['max_relative_error']):>10}{cover:>15}")
+    for name, scores in bt.baselines.items():
+        lines.append(f"    {name:<12}{_pct(scores['mean_relative_error']):>12}{_pct(scores['max_relative_error']):>10}")
+    lines.append(f"    lowest error: {bt.winner}")
+    return lines
+
+
+def glossary_text() -> str:
+    return "Glossary:\n" + "\n".join(f"  {term}: {meaning}" for term, meaning in GLOSSARY)
