@@ -1,17 +1,21 @@
-"""The report of a sweep: results table, fitted laws, figures and one self-contained HTML page.
+"""The report of a sweep: the answer per dataset first, then the evidence, then the details.
 
 ``make_report`` reads any results store (or CSV/JSONL/Parquet table of runs),
-fits the Performance Law and the decay-free ``scaling`` baseline, and writes
-into a folder:
+fits the Performance Law to each dataset (:func:`perflaw.law.answer_panels`,
+the same call as ``perflaw fit``) and writes into a folder:
 
-* ``results.csv`` and ``results.json``: one row per finished run;
-* ``fit.json``: the Performance Law per data panel (dataset × max_len), with
-  intervals, in-sample and held-out errors beside the decay-free baseline, and the optima;
-* ``summary.txt``: what the command line prints;
-* ``figures/*.png`` and ``figures/*.svg``: measured points with fitted curves,
-  the fitted surface, residuals, predicted against measured;
-* ``report.html``: all of the above on one page (the PNGs are embedded, so the
-  page is self-contained; it links the files too).
+* ``summary.txt``: what the command line prints: one recommendation per
+  dataset, then the data measures and each dataset's evidence (reasons, runs to
+  train next, the backtest against the baselines), then the fit details;
+* ``fit.json``: the same as ``perflaw fit --json``: per dataset the
+  recommendation, the backtest and the fit;
+* ``results.csv`` and ``results.json``: one row per run;
+* ``figures/*.png`` and ``figures/*.svg``: per dataset the measured points
+  with the fitted curves (recommendation marked, sizes beyond the trained ones
+  shaded), the fitted surface, the backtest; residuals and predicted against
+  measured;
+* ``report.html``: all of it on one page, the answers on top (the PNGs are
+  embedded, so the page is self-contained; it links the files too).
 
 Every file is written atomically (a temporary file, then a rename).
 """
@@ -41,12 +45,18 @@ _TABLE_COLUMNS = [
 
 @dataclass
 class Report:
-    """What :func:`make_report` wrote, and the fits it made."""
+    """What :func:`make_report` wrote, and the answers it gave."""
 
     out_dir: Path
     summary: str
     files: list[Path] = field(default_factory=list)
-    fits: dict[str, Any] = field(default_factory=dict)  # Performance Law fit per data panel
+    answers: dict[str, Any] = field(default_factory=dict)  # panel label -> PanelAnswer
+    payload: dict[str, Any] = field(default_factory=dict)  # what fit.json holds
+
+    @property
+    def fits(self) -> dict[str, Any]:
+        """Panel label -> the law fitted to it (panels without a law are left out)."""
+        return {label: a.fit for label, a in self.answers.items() if a.fit is not None}
 
 
 def load_runs(results: Any) -> pd.DataFrame:
@@ -71,9 +81,9 @@ def make_report(
     seed: int = 0,
     budget: float | None = None,
     title: str = "perflaw report",
-    reach: float = 2.0,
+    reach: float = 1.0,
 ) -> Report:
-    """Fit the laws to ``results`` and write the report folder.
+    """Fit the law to each dataset of ``results``, recommend a size, write the report folder.
 
     Parameters
     ----------
@@ -85,80 +95,75 @@ def make_report(
         The accuracy metric the laws describe.
     n_boot : int
         Bootstrap refits for the intervals.
+    seed : int
+        Seed of the bootstrap.
     budget : float, optional
-        Parameter budget for the budget optimum; by default the median size of
-        the trained models, so that the budget binds.
+        Also report, in the fit details, the best size under this parameter budget.
+    title : str
+        Title of the HTML page.
     reach : float
-        The declared trust region of each panel's law: from the smallest N and d
-        trained to ``reach`` times the largest. The optimum and the scaling
-        potential are searched there; 1 keeps them inside the trained grid.
+        How far beyond the trained sizes the recommendation may look (1: not
+        at all, the default; ``perflaw fit --reach`` is the same option).
 
     Returns
     -------
     Report
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from perflaw.law.synthetic import synthetic_runs
+    >>> report = make_report(synthetic_runs(noise=0.001, seeds=2, seed=1), tempfile.mkdtemp(), n_boot=10)
+    >>> report.summary.splitlines()[1].startswith("  syn0 (max_len 50): train N = ")
+    True
     """
+    from perflaw.law import answer_panels, answers_to_dict
+    from perflaw.law.report import answers_text, evidence_text, glossary_text
+
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = load_runs(results)
     if runs.empty:
         raise ValueError("no runs to report: the results are empty")
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
+    if ok.empty:
+        raise ValueError(f"no successful runs to report: all {len(runs)} run(s) failed; see their error column")
     report = Report(out_dir=out, summary="")
     report.files += _write_tables(runs, out)
-    sections = [_data_section(ok)]
-    report.fits, problems = _fit_panels(ok, metric, n_boot, seed, reach)
-    sections += [f"=== {label} ===\nno law fitted: {problem}" for label, problem in problems.items()]
-    fit_json = {}
-    for label, law in report.fits.items():
-        group_budget = budget if budget is not None else _median_params(law)
-        sections.append(f"=== {label} ===\n" + law.summary(budget=group_budget))
-        fit_json[label] = law.to_dict(budget=group_budget)
-        from perflaw.law.plot import plot_fit
-
-        prefix = "" if len(report.fits) == 1 else f"{_safe_name(label)}_"
-        report.files += plot_fit(law, out / "figures", prefix=prefix, formats=("png", "svg"))
-    if fit_json:
-        report.files.append(write_text_atomic(out / "fit.json", json.dumps(fit_json, indent=2, default=str)))
+    report.answers = answer_panels(ok.reset_index(drop=True), metric, n_boot=n_boot, seed=seed, reach=reach)
+    report.payload = answers_to_dict(report.answers, metric)
+    report.files += _figures(report.answers, out / "figures")
+    details = [f"=== {label} ===\n" + a.fit.summary(budget=budget, uses=budget is not None)
+               for label, a in report.answers.items() if a.fit is not None]
     failed = len(runs) - len(ok)
-    if failed:
-        sections.append(f"{failed} run(s) failed; see the status and error columns of results.csv")
+    sections = [
+        answers_text(report.answers, metric),
+        "Evidence",
+        _data_section(ok),
+        *[evidence_text(a) for a in report.answers.values()],
+        "Fit details",
+        *details,
+        *([f"{failed} run(s) failed; see the status and error columns of results.csv"] if failed else []),
+        glossary_text(),
+    ]
     report.summary = "\n\n".join(sections) + "\n"
+    report.files.append(write_text_atomic(out / "fit.json", json.dumps(report.payload, indent=2, allow_nan=False)))
     report.files.append(write_text_atomic(out / "summary.txt", report.summary))
-    report.files.append(write_text_atomic(out / "report.html", _html(title, report, runs)))
+    report.files.append(write_text_atomic(out / "report.html", _html(title, report, runs, metric)))
     return report
 
 
-# Columns that define a data panel: the law is fitted per panel, as in the paper.
-PANEL_COLUMNS = ("dataset", "max_len")
+def _figures(answers: dict[str, Any], folder: Path) -> list[Path]:
+    """Each panel's figures, named after the panel so that panels never overwrite each other."""
+    from perflaw.law.plot import plot_fit
 
-
-def _fit_panels(ok: pd.DataFrame, metric: str, n_boot: int, seed: int,
-                reach: float) -> tuple[dict[str, Any], dict[str, str]]:
-    """One Performance Law fit per data panel (each shown beside its decay-free
-    baseline), and the reason for each panel that could not be fitted."""
-    import perflaw
-
-    if len(ok) == 0:
-        return {}, {"all runs": "no successful runs"}
-    by = [c for c in PANEL_COLUMNS if c in ok and ok[c].nunique() > 1]
-    groups = ok.groupby(by, sort=True) if by else [("all runs", ok)]
-    fits, problems = {}, {}
-    for key, group in groups:
-        label = "|".join(map(str, key)) if isinstance(key, tuple) else str(key)
-        region = {"N": (float(group["layers"].min()), reach * float(group["layers"].max())),
-                  "d": (float(group["dim"].min()), reach * float(group["dim"].max()))}
-        try:
-            fits[label] = perflaw.fit(group.reset_index(drop=True), form="performance", metric=metric,
-                                      n_boot=n_boot, seed=seed, trust_region=region)
-        except (ValueError, RuntimeError) as exc:
-            problems[label] = str(exc)
-    return fits, problems
-
-
-def _median_params(law: Any) -> float | None:
-    """Default budget: the median size of the panel's trained models, so that it binds."""
-    frame = law.data.frame
-    return float(frame["params"].median()) if "params" in frame and len(frame) else None
+    written: list[Path] = []
+    for label, answer in answers.items():
+        if answer.fit is None:
+            continue
+        written += plot_fit(answer.fit, folder, prefix=f"{_safe_name(label)}_", formats=("png", "svg"),
+                            recommendations={label: answer.recommendation})
+    return written
 
 
 def _safe_name(label: str) -> str:
@@ -191,50 +196,123 @@ def _nested(column: pd.Series) -> bool:
 
 # ------------------------------------------------------------------- HTML
 _FIGURE_NOTES = {
-    "curves": "Measured metric (points) and the fitted Performance Law (lines) over layers N for each "
-              "dimension d, and over d for each N. The law's decay terms let accuracy rise, then fall.",
-    "surface": "The fitted law over the (N, d) grid; the marker is the predicted optimum.",
-    "residuals": "Measured minus predicted, per run: structure here means the law misses something.",
-    "predicted": "Predicted against measured with bootstrap intervals; the diagonal is a perfect fit.",
+    "curves": "Measured {metric} (points) and the fitted law (lines, with bootstrap bands) over N for each d, "
+              "and over d for each N. The red star is the recommendation; grey marks sizes beyond the trained ones.",
+    "surface": "The fitted law over (N, d) with the runs (black); the red star is the recommendation.",
+    "backtest": "The largest trained sizes were held out: the law, refitted without them, and each baseline "
+                "predict their {metric}. Points on the diagonal are perfect predictions.",
+    "residuals": "Measured minus fitted, per run: structure here means the law misses something.",
+    "predicted": "Fitted against measured for every run, with bootstrap intervals; the diagonal is a perfect fit.",
 }
+_COMPACT_COLUMNS = ["dataset", "max_len", "layers", "dim", "seed", "params", "status"]
+_CONFIDENCE_COLORS = {"high": "#1b7837", "medium": "#b35806", "low": "#b2182b"}
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4;padding:0 1em}"
+    "pre{background:#f6f6f6;padding:1em;overflow-x:auto;font-size:12px}img{max-width:100%}"
+    "table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px}"
+    ".answer{border-left:6px solid #888;padding:.4em .8em;margin:.6em 0;background:#fafafa}"
+    ".runs{max-height:420px;overflow:auto;display:inline-block}"
+)
 
 
-def _html(title: str, report: Report, runs: pd.DataFrame) -> str:
+def _html(title: str, report: Report, runs: pd.DataFrame, metric: str) -> str:
     esc = html.escape
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}img{max-width:100%}"
-        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style>",
-        "</head><body>",
-        f"<h1>{esc(title)}</h1>",
-        "<p>The Performance Law (Shen et al., 2024) fits accuracy as a function of layers N, embedding "
-        "dimension d and the data measure D′ with terms log x + p/x<sup>w</sup>; the decay terms let a "
-        "model that is too large for its data lose accuracy. It is shown beside the decay-free scaling "
-        "law. Intervals are bootstrap percentiles over runs.</p>",
-        "<h2>Summary</h2>",
-        f"<pre>{esc(report.summary)}</pre>",
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>", f"<title>{esc(title)}</title>",
+        f"<style>{_STYLE}</style></head><body>", f"<h1>{esc(title)}</h1>",
+        "<h2>Recommendations</h2>",
     ]
-    figures = sorted(p for p in report.files if p.suffix == ".png")
+    parts += [_answer_box(a.recommendation) for a in report.answers.values()]
+    parts.append(
+        "<p>Each answer comes from the Performance Law (Shen et al., 2024) fitted to that dataset's runs, "
+        "checked by a backtest: refitted without the largest trained sizes, it must predict them better "
+        "than simpler baselines, or the answer falls back to the best size trained. The rule is in "
+        "docs/law.md; the glossary is at the end of the page.</p>")
+    for label, answer in report.answers.items():
+        parts += _panel_section(label, answer, report, metric)
+    parts += _runs_section(runs, metric)
+    parts += [
+        "<h2>Fit details</h2><details><summary>parameters, fit quality, data measures, notes</summary>",
+        f"<pre>{esc(report.summary)}</pre></details>",
+        "<h2>Glossary</h2><dl>",
+    ]
+    from perflaw.law.report import GLOSSARY
+
+    parts += [f"<dt><b>{esc(term)}</b></dt><dd>{esc(meaning)}</dd>" for term, meaning in GLOSSARY]
+    parts.append("</dl></body></html>")
+    return "\n".join(parts)
+
+
+def _answer_box(rec: Any) -> str:
+    color = _CONFIDENCE_COLORS.get(rec.confidence, "#888")
+    return (f"<div class='answer' style='border-color:{color}'><b>{html.escape(rec.headline())}</b></div>")
+
+
+def _panel_section(label: str, answer: Any, report: Report, metric: str) -> list[str]:
+    esc = html.escape
+    rec = answer.recommendation
+    parts = [f"<h2>{esc(rec.dataset)}</h2>", _answer_box(rec), "<h3>Why</h3><ul>"]
+    parts += [f"<li>{esc(reason)}</li>" for reason in rec.reasons]
+    parts.append("</ul>")
+    if rec.next_runs:
+        parts.append("<h3>Train next</h3><ul>")
+        parts += [f"<li>N = {r['layers']}, d = {r['dim']}: {esc(r['why'])}</li>" for r in rec.next_runs]
+        parts.append("</ul>")
+    backtest = answer.fit.backtest.get(label) if answer.fit is not None else None
+    if backtest is not None:
+        parts += ["<h3>Backtest</h3>", _backtest_table(backtest)]
+    if answer.problem:
+        parts.append(f"<p>No law could be fitted: {esc(answer.problem)}</p>")
+    stem = _safe_name(label) + "_"
+    figures = sorted((p for p in report.files if p.suffix == ".png" and p.name.startswith(stem)),
+                     key=lambda p: list(_FIGURE_NOTES).index(_figure_kind(p)) if _figure_kind(p) else 99)
     if figures:
-        parts.append("<h2>Figures</h2>")
+        parts.append("<h3>Figures</h3>")
     for png in figures:
-        svg = png.with_suffix(".svg")
-        note = next((text for key, text in _FIGURE_NOTES.items() if png.stem.endswith(key)), "")
-        data = base64.b64encode(png.read_bytes()).decode()
-        parts.append(
-            f"<figure><img alt='{esc(png.stem)}' src='data:image/png;base64,{data}'>"
+        parts.append(_figure_html(png, _FIGURE_NOTES.get(_figure_kind(png) or "", "").format(metric=metric)))
+    return parts
+
+
+def _figure_kind(png: Path) -> str | None:
+    return next((key for key in _FIGURE_NOTES if png.stem.endswith(key)), None)
+
+
+def _figure_html(png: Path, note: str) -> str:
+    esc = html.escape
+    svg = png.with_suffix(".svg")
+    data = base64.b64encode(png.read_bytes()).decode()
+    return (f"<figure><img alt='{esc(png.stem)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{esc(note)} Files: <a href='figures/{esc(png.name)}'>{esc(png.name)}</a>"
             + (f", <a href='figures/{esc(svg.name)}'>{esc(svg.name)}</a>" if svg.exists() else "")
-            + "</figcaption></figure>"
-        )
-    shown = [c for c in _TABLE_COLUMNS if c in runs and c not in ("run_key", "error")]
-    parts += [
+            + "</figcaption></figure>")
+
+
+def _backtest_table(bt: Any) -> str:
+    esc = html.escape
+    if not bt.available:
+        return f"<p>Not possible: {esc(str(bt.reason))}</p>"
+
+    def pct(x: Any) -> str:
+        return "—" if x is None else f"{100 * x:.2f}%"
+
+    rows = [("law", bt.law)] + list(bt.baselines.items())
+    cells = "".join(
+        f"<tr><td>{'<b>' + name + '</b>' if name == bt.winner else name}</td><td>{pct(s.get('mean_relative_error'))}</td>"
+        f"<td>{pct(s.get('max_relative_error'))}</td><td>{pct(s.get('coverage_90')) if name == 'law' else ''}</td></tr>"
+        for name, s in rows)
+    noise = "" if bt.seed_noise is None else f" Seed-to-seed noise: {bt.seed_noise:.4g}."
+    return (f"<p>Fitted on {bt.n_kept} sizes, predicting the {bt.n_held} largest.{noise}</p>"
+            "<table><tr><th>predictor</th><th>mean relative error</th><th>worst</th><th>90% coverage</th></tr>"
+            f"{cells}</table>")
+
+
+def _runs_section(runs: pd.DataFrame, metric: str) -> list[str]:
+    columns = [c for c in _COMPACT_COLUMNS if c in runs] + [c for c in (metric, "best_epoch") if c in runs]
+    table = runs[columns].sort_values([c for c in ("dataset", "layers", "dim", "seed") if c in columns])
+    return [
         "<h2>Runs</h2>",
-        "<p>All runs (<a href='results.csv'>results.csv</a>, <a href='results.json'>results.json</a>; "
-        "the fits: <a href='fit.json'>fit.json</a>).</p>",
-        runs[shown].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0),
-        "</body></html>",
+        f"<p>{len(runs)} runs. Every column: <a href='results.csv'>results.csv</a>, "
+        "<a href='results.json'>results.json</a>; the answers and fits: <a href='fit.json'>fit.json</a>.</p>",
+        "<div class='runs'>" + table.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="", border=0)
+        + "</div>",
     ]
-    return "\n".join(parts)

@@ -168,22 +168,21 @@ def _distinct_fits(answers: dict[str, Any]) -> list[Any]:
 
 def answers_payload(answers: dict[str, Any], metric: str, budget: float | None = None,
                     **budget_kwargs: Any) -> dict[str, Any]:
-    """What ``--json`` prints: the answers first, then per panel the recommendation, backtest and fit."""
-    panels = {}
+    """:func:`perflaw.law.panels.answers_to_dict`, plus each panel's budget optimum when asked for."""
+    from perflaw.law.panels import answers_to_dict
+
+    payload = answers_to_dict(answers, metric)
+    if budget is None:
+        return payload
     for label, answer in answers.items():
-        entry = answer.to_dict()
-        if budget is not None and answer.fit is not None:
-            key = {"panel": label} if len(answer.fit.panels) > 1 else {}
-            try:
-                entry["budget_optimum"] = answer.fit.budget_optimum(budget, **key, **budget_kwargs).to_dict()
-            except (ValueError, ImportError) as exc:
-                entry["budget_optimum"] = {"error": str(exc)}
-        panels[label] = entry
-    return {
-        "metric": metric,
-        "answers": [a.recommendation.headline() for a in answers.values()],
-        "panels": panels,
-    }
+        if answer.fit is None:
+            continue
+        key = {"panel": label} if len(answer.fit.panels) > 1 else {}
+        try:
+            payload["panels"][label]["budget_optimum"] = answer.fit.budget_optimum(budget, **key, **budget_kwargs).to_dict()
+        except (ValueError, ImportError) as exc:
+            payload["panels"][label]["budget_optimum"] = {"error": str(exc)}
+    return payload
 
 
 def plot_command(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from perflaw.law.backtest import Backtest
 from perflaw.law.fitting import Fit, FitOptions, Prediction, fit, fit_groups
 from perflaw.law.forms import FORMS, CustomForm, Form, Spec, custom_form, get_form
 from perflaw.law.optimum import BudgetOptimum, Optimum, ScalingPotential
-from perflaw.law.panels import PanelAnswer, answer_panels
+from perflaw.law.panels import PanelAnswer, answer_panels, answers_to_dict
 from perflaw.law.recommend import Recommendation, recommend
 from perflaw.law.table import LawData, read_table
 
@@ -30,6 +30,7 @@ __all__ = [
     "PanelAnswer",
     "Recommendation",
     "answer_panels",
+    "answers_to_dict",
     "recommend",
     "BudgetOptimum",
     "CustomForm",

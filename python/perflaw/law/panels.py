@@ -127,3 +127,13 @@ def _unfitted(group: pd.DataFrame, label: str, metric: str, problem: str) -> Pan
     dataset = display_name(label, panel_columns(group))
     return PanelAnswer(panel=label, recommendation=unfitted(label, dataset, column, group, problem),
                        problem=problem)
+
+
+def answers_to_dict(answers: dict[str, PanelAnswer], metric: str) -> dict[str, Any]:
+    """The JSON of ``perflaw fit --json``, ``perflaw report --json`` and fit.json: the answers
+    in words first, then per panel its recommendation, backtest and fit."""
+    return {
+        "metric": metric,
+        "answers": [a.recommendation.headline() for a in answers.values()],
+        "panels": {label: a.to_dict() for label, a in answers.items()},
+    }
