@@ -28,35 +28,51 @@ def results(tmp_path_factory) -> Path:
     return folder
 
 
-def test_fit_prints_parameters_quality_baseline_and_optima(results, capsys):
-    code = main(["fit", str(results / "runs.csv"), "--by", "dataset,max_len", "--n-boot", "10",
-                 "--no-holdout", "--budget", "100000"])
+def test_fit_prints_answers_then_evidence_then_details(results, capsys):
+    code = main(["fit", str(results / "runs.csv"), "--n-boot", "10", "--budget", "100000"])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.count("== dataset,max_len = syn") == 2
-    for text in ("w1", "95% interval", "R² (in-sample)", "scaling (baseline)", "optimum in N∈[4, 32]",
-                 "budget optimum (≤ 1.000e+05 parameters)", "scaling potential"):
+    lines = out.splitlines()
+    assert lines[0] == "Recommendations (ndcg@10):"
+    assert lines[1].startswith("  syn0 (max_len 50): train N = ") and lines[2].startswith("  syn1 (max_len 50): ")
+    assert out.count("=== syn") == 2  # one evidence block per dataset
+    for text in ("backtest: fitted on", "loglinear", "nearest", "w1", "95% interval", "R² (in-sample)",
+                 "scaling (baseline)", "budget optimum (≤ 1.000e+05 parameters)", "Glossary:"):
         assert text in out
+    assert out.index("Evidence") < out.index("Fit details") < out.index("Glossary:")
 
 
-def test_fit_json_is_to_dict(results, capsys):
-    code = main(["fit", str(results / "runs.parquet"), "--form", "performance_code", "--D", "free",
-                 "--n-boot", "5", "--no-holdout", "--json", "--seed", "3"])
+def test_fit_json_holds_recommendation_backtest_and_fit_per_panel(results, capsys):
+    code = main(["fit", str(results / "runs.parquet"), "--n-boot", "5", "--json", "--seed", "3"])
     payload = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert payload["form"] == "performance_code" and payload["options"]["D"] == "free"
-    assert payload["n_params"] == 8  # w1..w5, b and one D per panel
-    assert payload["options"]["seed"] == 3 and payload["bootstrap"]["n"] == 5
-    # the free D differs per panel, so every use is answered per panel
-    assert sorted(payload["optimum"]["by_panel"]) == ["syn0|50", "syn1|50"]
-    assert sorted(payload["scaling_potential"]["by_panel"]) == ["syn0|50", "syn1|50"]
+    assert payload["metric"] == "ndcg@10" and len(payload["answers"]) == 2
+    assert list(payload["panels"]) == ["syn0|50", "syn1|50"]
+    for panel in payload["panels"].values():
+        assert list(panel)[:3] == ["recommendation", "backtest", "fit"]
+        assert panel["recommendation"]["confidence"] in ("high", "medium", "low")
+        assert set(panel["backtest"]["baselines"]) == {"scaling", "loglinear", "nearest"}
+        assert panel["fit"]["options"]["seed"] == 3 and panel["fit"]["bootstrap"]["n"] == 5
+
+
+def test_fit_json_one_joint_law(results, capsys):
+    code = main(["fit", str(results / "runs.parquet"), "--form", "performance_code", "--D", "free", "--by", "none",
+                 "--n-boot", "5", "--no-holdout", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    # one law over both panels (one free D each), one recommendation per panel
+    fit = payload["panels"]["syn0|50"]["fit"]
+    assert fit["form"] == "performance_code" and fit["options"]["D"] == "free" and fit["n_params"] == 8
+    assert payload["panels"]["syn1|50"]["fit"] == fit
+    assert payload["panels"]["syn0|50"]["recommendation"]["confidence"] == "low"  # no backtest was run
 
 
 def test_fit_json_by_groups(results, capsys):
     assert main(["fit", str(results / "runs.jsonl"), "--form", "scaling", "--by", "dataset", "--n-boot", "0",
                  "--no-holdout", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["by"] == "dataset" and sorted(payload["groups"]) == ["syn0", "syn1"]
+    assert sorted(payload["panels"]) == ["syn0|50", "syn1|50"]
+    assert all(p["fit"]["form"] == "scaling" for p in payload["panels"].values())
 
 
 def test_fit_errors_are_clean(results, capsys):
@@ -100,4 +116,4 @@ def test_module_entry_point_in_a_subprocess(results):
         capture_output=True, text=True, env=env, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["form"] == "scaling"
+    assert json.loads(proc.stdout)["panels"]["syn0|50"]["fit"]["form"] == "scaling"

@@ -199,8 +199,17 @@ def test_demo_end_to_end_writes_a_valid_report(tmp_path, capsys):
         assert ET.parse(svg).getroot().tag.endswith("svg")
         assert svg.name in html
     rows = json.loads((report / "results.json").read_text())
-    assert len(rows) == 27 and {r["dataset"] for r in rows} == {"low", "medium", "high"}
+    assert len(rows) == 27 and {r["dataset"] for r in rows} == {"a-100-users", "b-200-users", "c-400-users"}
     assert "layers" in (report / "results.csv").read_text().splitlines()[0]
+    # the demo leads with one answer per dataset, smallest log first, and gives the
+    # same answers as `perflaw fit` on its results
+    answers = printed[printed.index("Recommendations (ndcg@10):"):].splitlines()[1:4]
+    assert [a.split(" ")[2] for a in answers] == ["a-100-users", "b-200-users", "c-400-users"]
+    demo_json = json.loads((report / "fit.json").read_text())
+    assert cli(["fit", str(out), "--n-boot", "5", "--json"]) == 0
+    fit_json = json.loads(capsys.readouterr().out)
+    for label, panel in demo_json["panels"].items():
+        assert fit_json["panels"][label]["recommendation"] == panel["recommendation"]
     # a second demo reuses every finished run
     assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
     assert "0 runs trained (27 reused)" in capsys.readouterr().out

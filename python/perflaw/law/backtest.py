@@ -272,8 +272,9 @@ def _nearest_baseline(train: LawData, test: LawData) -> Array | None:
         if rows.size == 0:
             return None
         dist = sum((np.log(train.X[v][rows]) - math.log(test.X[v][i])) ** 2 for v in variables)
-        # ties go to the larger model: the closest to sizes that are held out
-        order = np.lexsort((-train.size[rows], dist))
+        # ties (common on a log grid; rounded so that they are exact) go to the
+        # larger model: the closest to the sizes that are held out
+        order = np.lexsort((-train.size[rows], np.round(dist, 9)))
         config = train.config[rows[order[0]]]
         pred[i] = float(train.y[train.config == config].mean())
     return pred

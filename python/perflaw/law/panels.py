@@ -91,6 +91,7 @@ def answer_panels(
     (['syn0|50', 'syn1|50'], 'law')
     """
     frame = read_table(table)
+    resolve_metric(frame, metric)  # a missing metric is the whole table's problem, not a panel's
     out: dict[str, PanelAnswer] = {}
     for label, group in _groups(frame, by):
         try:
