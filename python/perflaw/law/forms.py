@@ -326,8 +326,10 @@ class PerformanceForm(Form):
                 values.update(p2=coef[3], w5=g[3])
             return _place(names, values)
 
+        # With one D′ the identified default drops the constant data term from the formula.
+        formula = self.formula if d_fitted else "w1·(ln N + p1/N^w3) + w2·(ln d + p1/d^w4) + b  (b holds ln D′)"
         return Spec(
-            form=self.name, formula=self.formula, names=names, lower=lower, upper=upper,
+            form=self.name, formula=formula, names=names, lower=lower, upper=upper,
             variables=self.variables, evaluate=self._evaluate, fixed=fixed, held=held,
             grid=grid, grid_names=("w3", "w4", "p1") + (("w5",) if d_fitted else ()),
             asinh_scale={"p1": 1e-3}, basis=basis, basis_jac=basis_jac, gradient=self._gradient,

@@ -17,8 +17,8 @@ panel, by the rule written down in docs/law.md:
    measurably).
 3. Confidence is **medium** when the answer stands but: it lies on the edge of
    the searched sizes (accuracy may still rise beyond); bootstrap refits put the
-   best size more than a factor 2 apart; the law explains less than half of the
-   variance (R² < 0.5); the 90% backtest intervals cover fewer than half of the
+   best size more than a factor 2 apart; a parameter ended on its bound; the law
+   explains less than half of the variance (R² < 0.5); the 90% backtest intervals cover fewer than half of the
    held-out runs; there is one seed per size (noise unknown); or the search
    went beyond the trained sizes. Otherwise it is **high**.
 4. With two or more seeds, a gain over the best measured configuration that is
@@ -393,6 +393,9 @@ def _cautions(fit: "Fit", data: _Panel, grid: dict[str, Array], rep_best: list[i
             out.append("bootstrap refits disagree on the best size: " + ", ".join(spread))
     else:
         out.append("no bootstrap refits, so the uncertainty of the answer is unknown")
+    if fit.at_bound:
+        out.append(f"the fit pushed {', '.join(fit.at_bound)} to the edge of the allowed range, so the law's "
+                   "shape there is forced rather than measured")
     if math.isfinite(fit.r2) and fit.r2 < MIN_R2:
         out.append(f"the law explains only {100 * max(fit.r2, 0):.0f}% of the differences between runs (R² {fit.r2:.2f})")
     bt = fit.backtest.get(data.label)

@@ -48,17 +48,19 @@ def summary(fit: "Fit", *, budget: float | None = None, uses: bool = True, **bud
     ]
     for name, value in fit.params.items():
         if name in fit.fixed:
-            note = "fixed"
-        elif name in fit.unidentified:
-            note = "unidentified"
-        elif name in fit.at_bound:
-            note = "at bound"
-        else:
-            note = ""
-        interval = "—" if name in fit.fixed else _interval(fit.intervals.get(name, (None, None)))
+            continue  # not estimated: listed below, with why
+        if name in fit.unidentified:
+            # only a combination is determined: no single value to report
+            lines.append(f"  {name:<22}{'—':>12}   {'—':<28}not identified by these runs")
+            continue
+        note = "at its bound" if name in fit.at_bound else ""
+        interval = _interval(fit.intervals.get(name, (None, None)))
         lines.append(f"  {name:<22}{_num(value):>12}   {interval:<28}{note}")
+    if fit.fixed:
+        lines.append("  not fitted, held at: " + ", ".join(f"{k} = {_num(v)}" for k, v in fit.fixed.items())
+                     + (" (D′ is one value here, so its term is a constant)" if "D" in fit.held else ""))
     if fit.held:
-        lines.append("  held: " + ", ".join(f"{k} = {_num(v)}" for k, v in fit.held.items()))
+        lines.append("  variables held: " + ", ".join(f"{k} = {_num(v)}" for k, v in fit.held.items()))
 
     base = fit.baseline or {}
     lines += ["", f"  {'quality':<26}{fit.form:>18}{'scaling (baseline)' if base else '':>22}"]
@@ -168,7 +170,28 @@ def answers_text(answers: Any, metric: str) -> str:
     """The first lines of every summary: one recommendation per dataset."""
     lines = [f"Recommendations ({metric}):"]
     lines += [f"  {a.recommendation.headline()}" for a in answers.values()]
+    verdict = backtest_verdict(answers)
+    if verdict:
+        lines.append(f"  {verdict}")
     return "\n".join(lines)
+
+
+def backtest_verdict(answers: Any) -> str | None:
+    """One plain sentence: on how many datasets the law beat the decay-free baseline, and every baseline."""
+    tests = {a.recommendation.dataset: a.fit.backtest.get(label) for label, a in answers.items()
+             if a.fit is not None and a.fit.backtest.get(label) is not None and a.fit.backtest[label].available}
+    if not tests:
+        return "The law could not be checked on held-out sizes for any dataset."
+
+    def beats_scaling(bt: Any) -> bool:
+        law, base = bt.law.get("mean_relative_error"), bt.baselines["scaling"].get("mean_relative_error")
+        return law is not None and (base is None or law < base)
+
+    scaling = [name for name, bt in tests.items() if beats_scaling(bt)]
+    every = [name for name, bt in tests.items() if bt.law_wins]
+    names = f" ({', '.join(scaling)})" if scaling and len(scaling) < len(tests) else ""
+    return (f"Backtest on the held-out largest sizes: the law beats the decay-free baseline on {len(scaling)} of "
+            f"{len(tests)} datasets{names}, and every baseline on {len(every)} of {len(tests)}.")
 
 
 def evidence_text(answer: Any) -> str:
