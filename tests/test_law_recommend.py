@@ -136,7 +136,7 @@ def test_single_configuration_gets_a_clear_message_and_no_number():
     answer = answer_panels(df, n_boot=0)["syn0|50"]
     rec = answer.recommendation
     assert (rec.confidence, rec.source, rec.layers, rec.predicted) == ("low", "none", None, None)
-    assert "no law could be fitted" in rec.reasons[0] and answer.fit is None
+    assert "no recommendation from a law" in rec.reasons[0] and answer.fit is None
     assert "no recommendation" in rec.headline()
 
 
@@ -145,7 +145,7 @@ def test_constant_metric_gets_no_number():
     df["ndcg@10"] = 0.05
     rec = answer_panels(df, n_boot=0)["syn0|50"].recommendation
     assert (rec.confidence, rec.source, rec.predicted) == ("low", "none", None)
-    assert "the same" in rec.reasons[0] or "no law could be fitted" in rec.reasons[0]
+    assert "the same" in rec.reasons[0] or "no recommendation from a law" in rec.reasons[0]
 
 
 def test_a_table_too_small_to_backtest_is_low_confidence():

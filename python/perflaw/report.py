@@ -223,6 +223,11 @@ def _html(title: str, report: Report, runs: pd.DataFrame, metric: str) -> str:
         "<h2>Recommendations</h2>",
     ]
     parts += [_answer_box(a.recommendation) for a in report.answers.values()]
+    from perflaw.law.report import GLOSSARY, backtest_verdict
+
+    verdict = backtest_verdict(report.answers)
+    if verdict:
+        parts.append(f"<p><b>{esc(verdict)}</b></p>")
     parts.append(
         "<p>Each answer comes from the Performance Law (Shen et al., 2024) fitted to that dataset's runs, "
         "checked by a backtest: refitted without the largest trained sizes, it must predict them better "
@@ -236,8 +241,6 @@ def _html(title: str, report: Report, runs: pd.DataFrame, metric: str) -> str:
         f"<pre>{esc(report.summary)}</pre></details>",
         "<h2>Glossary</h2><dl>",
     ]
-    from perflaw.law.report import GLOSSARY
-
     parts += [f"<dt><b>{esc(term)}</b></dt><dd>{esc(meaning)}</dd>" for term, meaning in GLOSSARY]
     parts.append("</dl></body></html>")
     return "\n".join(parts)

@@ -9,6 +9,7 @@ answer.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -96,12 +97,15 @@ def answer_panels(
     for label, group in _groups(frame, by):
         try:
             law = fit(group, form=form, metric=metric, **options)
-            recs = {panel: law.recommend(panel=panel if len(law.panels) > 1 else None, reach=reach)
-                    for panel in law.panels}
         except (ValueError, np.linalg.LinAlgError) as exc:
             out[label] = _unfitted(group, label, metric, str(exc))
             continue
-        for panel, rec in recs.items():
+        for panel in law.panels:
+            try:
+                rec = law.recommend(panel=panel if len(law.panels) > 1 else None, reach=reach)
+            except ValueError as exc:  # a law that is not in N and d (chinchilla) gives no size
+                out[panel] = dataclasses.replace(_unfitted(group, panel, metric, str(exc)), fit=law)
+                continue
             out[panel] = PanelAnswer(panel=panel, recommendation=rec, fit=law)
     return out
 

@@ -523,5 +523,5 @@ def unfitted(panel: str, dataset: str, metric: str, runs: Any, reason: str) -> R
     return Recommendation(
         panel=panel, dataset=dataset, metric=metric, layers=None, dim=None, params=None, predicted=None,
         interval=None, best_measured=best, gain=None, relative_gain=None, extrapolated=False,
-        confidence="low", source="none", reasons=(f"no law could be fitted: {reason}",),
+        confidence="low", source="none", reasons=(f"no recommendation from a law: {reason}",),
     )
