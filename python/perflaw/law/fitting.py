@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from perflaw.law.backtest import Backtest, run_backtest
-from perflaw.law.forms import FORMS, Form, Spec, get_form
+from perflaw.law.forms import FORMS, Form, Spec, auto_form, get_form
 from perflaw.law.recommend import Recommendation, recommend
 from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
 from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
@@ -499,8 +499,9 @@ def fit(
         reads ``N`` (or ``params``), ``D`` (or ``tokens``) and ``loss``.
     form : str, Form or callable
         ``"performance"``, ``"performance_code"``, ``"scaling"``,
-        ``"chinchilla"``, a :class:`~perflaw.law.forms.Form`, or a callable
-        (see :func:`~perflaw.law.forms.custom_form`).
+        ``"chinchilla"``, ``"auto"`` (:func:`~perflaw.law.forms.auto_form`: the
+        identified default for the table), a :class:`~perflaw.law.forms.Form`,
+        or a callable (see :func:`~perflaw.law.forms.custom_form`).
     metric : str, optional
         Metric column (``"ndcg@10"`` by default, ``"loss"`` for chinchilla).
     **options
@@ -523,9 +524,9 @@ def fit(
     True
     """
     opts = FitOptions(**options)
-    form_obj = get_form(form)
-    metric = metric or form_obj.default_metric
     frame = read_table(table)
+    form_obj = get_form(auto_form(frame) if isinstance(form, str) and form == "auto" else form)
+    metric = metric or form_obj.default_metric
     data = build_law_data(
         frame, metric, form_obj.required_columns(D=opts.D), columns=opts.columns, panel_by=opts.panel_by
     )

@@ -847,6 +847,28 @@ FORMS: dict[str, Form] = {
 }
 
 
+def auto_form(frame: Any) -> str:
+    """The identified default form for a table of runs.
+
+    With one D′ value (one data panel) the data term of the paper's form is a
+    constant, and its shared decay amplitude p1 ties the shapes in N and d
+    together; the authors' parametrisation ``performance_code`` has one peak
+    per variable (N* = 2^(−1/w3), d* = 2^(−1/w4)) and five parameters that the
+    runs identify. With several D′ values the paper's ``performance`` form is
+    used, as its data term is then fitted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> auto_form(pd.DataFrame({"d_prime": [5.0, 5.0]})), auto_form(pd.DataFrame({"d_prime": [5.0, 9.0]}))
+    ('performance_code', 'performance')
+    """
+    column = next((c for c in FORMS["performance"].columns["D"] if c in frame.columns), None)
+    if column is None or frame[column].nunique() <= 1:
+        return "performance_code"
+    return "performance"
+
+
 def get_form(form: str | Form) -> Form:
     """The form called ``form``, or ``form`` itself when it is a Form.
 
