@@ -29,7 +29,7 @@ PERF = ("w1", "w2", "w3", "w4", "p1", "b")
 def peaked_fit():
     """The paper's form on a peaked law, 3 seeds per configuration."""
     df = synthetic_runs(noise=0.0015, seeds=3, seed=11)
-    return perflaw.fit(df, n_boot=60, holdout=False, seed=5)
+    return perflaw.fit(df, form="performance", n_boot=60, holdout=False, seed=5)
 
 
 def test_recovers_generating_parameters_within_bootstrap_intervals(peaked_fit):
@@ -66,7 +66,7 @@ def test_noise_free_code_form_is_recovered_exactly():
 
 def test_beats_the_decay_free_baseline_in_sample_and_held_out():
     df = synthetic_runs(noise=0.0015, seed=2)
-    law = perflaw.fit(df, n_boot=0, holdout=True, holdout_starts=2)
+    law = perflaw.fit(df, form="performance", n_boot=0, holdout=True, holdout_starts=2)
     base = law.baseline
     assert base["form"] == "scaling" and base["n_params"] == 3
     assert law.r2 > base["r2"] + 0.2
@@ -78,7 +78,7 @@ def test_beats_the_decay_free_baseline_in_sample_and_held_out():
 
 def test_no_false_optimum_on_decay_free_data():
     df = synthetic_runs("scaling", DECAY_FREE, noise=0.0015, seeds=2, seed=7)
-    law = perflaw.fit(df, n_boot=40, holdout=False, seed=1)
+    law = perflaw.fit(df, form="performance", n_boot=40, holdout=False, seed=1)
     best = law.optimum()
     assert not best.interior
     assert "interior" not in best.status.values(), best.status
@@ -125,7 +125,7 @@ def test_seed_bootstrap_keeps_every_configuration_and_its_count():
 
 def test_run_bootstrap_draws_whole_runs_that_can_be_fitted():
     df = synthetic_runs(noise=0.001)
-    law = perflaw.fit(df, n_boot=0, holdout=False)
+    law = perflaw.fit(df, form="performance", n_boot=0, holdout=False)
     rng = np.random.default_rng(1)
     for _ in range(10):
         index = resample(law.data, "runs", rng, law.spec)
@@ -135,7 +135,7 @@ def test_run_bootstrap_draws_whole_runs_that_can_be_fitted():
         assert len(np.unique(sample.X["N"])) >= 2 and len(np.unique(sample.X["d"])) >= 2
         np.testing.assert_array_equal(sample.y, law.data.y[index])  # a run keeps its metric
     with pytest.raises(ValueError, match="two runs .* of every configuration"):
-        perflaw.fit(df, bootstrap="seeds", n_boot=5)
+        perflaw.fit(df, form="performance", bootstrap="seeds", n_boot=5)
 
 
 def test_held_out_errors_match_an_independent_refit_loop():
@@ -204,7 +204,7 @@ def test_predict_checks_its_inputs(peaked_fit):
 
 def test_several_d_prime_values_need_d_or_a_panel():
     df = synthetic_runs(d_primes=(2.0, 5.0, 9.0), noise=0.001)
-    law = perflaw.fit(df, n_boot=0, holdout=False)
+    law = perflaw.fit(df, form="performance", n_boot=0, holdout=False)
     assert set(law.params) == set(PEAKED) and not law.fixed
     with pytest.raises(ValueError, match="several D′ values; give D="):
         law.predict(N=8, d=50)

@@ -26,7 +26,7 @@ from perflaw.law.synthetic import DECAY_FREE, synthetic_runs
 @pytest.fixture(scope="module")
 def peaked():
     """The paper's form with an interior optimum near N = 12, d = 56; two seeds, little noise."""
-    return perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1), n_boot=40)
+    return perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1), form="performance", n_boot=40)
 
 
 def test_clean_inverted_u_gives_the_laws_interior_optimum_with_high_confidence(peaked):
@@ -46,7 +46,7 @@ def test_clean_inverted_u_gives_the_laws_interior_optimum_with_high_confidence(p
 
 
 def test_a_gain_within_the_seed_noise_is_no_gain():
-    law = perflaw.fit(synthetic_runs(noise=0.0015, seeds=2, seed=6), n_boot=30)
+    law = perflaw.fit(synthetic_runs(noise=0.0015, seeds=2, seed=6), form="performance", n_boot=30)
     rec = law.recommend()
     assert rec.source == "best measured" and rec.gain == 0.0
     assert (rec.layers, rec.dim) == (rec.best_measured["layers"], rec.best_measured["dim"])
@@ -95,7 +95,8 @@ def test_unconverged_or_unidentified_fits_fall_back_with_low_confidence(peaked, 
 
 def test_reach_beyond_the_trained_sizes_is_never_high_and_says_so():
     # decay-free in N, so the law's best N lies beyond the largest trained one
-    law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1, layers=(2, 3, 4, 6, 8)), n_boot=20)
+    law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1, layers=(2, 3, 4, 6, 8)), form="performance",
+                      n_boot=20)
     inside, beyond = law.recommend(), law.recommend(reach=2.0)
     assert inside.layers <= 8 and not inside.extrapolated
     assert beyond.confidence != "high" and beyond.reach == 2.0
@@ -107,7 +108,8 @@ def test_reach_beyond_the_trained_sizes_is_never_high_and_says_so():
 
 
 def test_edge_optimum_is_medium_and_proposes_the_next_size():
-    law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1, layers=(2, 3, 4, 6, 8)), n_boot=20)
+    law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1, layers=(2, 3, 4, 6, 8)), form="performance",
+                      n_boot=20)
     rec = law.recommend()
     assert rec.confidence == "medium" and rec.layers == 8
     assert any("largest layers N searched" in r for r in rec.reasons)
@@ -117,7 +119,7 @@ def test_edge_optimum_is_medium_and_proposes_the_next_size():
 def test_bounded_metric_predictions_and_intervals_stay_in_the_unit_interval():
     df = synthetic_runs(noise=0.004, seeds=2, seed=3)
     df["ndcg@10"] = np.minimum(df["ndcg@10"] + 0.93, 1.0)  # an easy dataset: NDCG near 1
-    law = perflaw.fit(df, n_boot=40)
+    law = perflaw.fit(df, form="performance", n_boot=40)
     N, d = (a.ravel() for a in np.meshgrid(np.arange(4, 33), np.arange(25, 101)))
     value, lower, upper = law.predict(N=N, d=d, interval=True)
     assert np.all((value >= 0) & (value <= 1)) and np.all(upper <= 1) and np.all(lower >= 0)
@@ -151,7 +153,7 @@ def test_constant_metric_gets_no_number():
 def test_a_table_too_small_to_backtest_is_low_confidence():
     # 6 configurations for 6 parameters: the law fits, but nothing can be held out
     df = synthetic_runs(noise=0.0005, seeds=2, seed=2, layers=(4, 12, 32), dims=(25, 100))
-    law = perflaw.fit(df, n_boot=10)
+    law = perflaw.fit(df, form="performance", n_boot=10)
     bt = law.backtest["syn0|50"]
     assert not bt.available and "cannot be refitted" in bt.reason
     rec = law.recommend()
@@ -203,7 +205,7 @@ def test_backtest_numbers_equal_an_independent_refit_loop():
 
 def test_backtest_interval_coverage_is_near_its_level_on_a_correct_law():
     df = synthetic_runs(noise=0.002, seeds=3, seed=9)
-    law = perflaw.fit(df, n_boot=100)
+    law = perflaw.fit(df, form="performance", n_boot=100)
     bt = law.backtest["syn0|50"]
     assert bt.law_wins
     assert 0.6 <= bt.law["coverage_90"] <= 1.0

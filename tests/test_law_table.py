@@ -87,10 +87,10 @@ def test_non_positive_variables(runs, column, value):
 def test_fewer_points_than_parameters():
     small = synthetic_runs(layers=(4, 8), dims=(25, 50))  # 4 configurations
     with pytest.raises(ValueError, match=r"4 runs are fewer than its 6 parameters"):
-        perflaw.fit(small, n_boot=0)
+        perflaw.fit(small, form="performance", n_boot=0)
     seeds = synthetic_runs(layers=(4, 8), dims=(25, 50), seeds=3)  # 12 runs, still 4 configurations
     with pytest.raises(ValueError, match=r"4 distinct configurations are fewer than its 6 parameters"):
-        perflaw.fit(seeds, n_boot=0)
+        perflaw.fit(seeds, form="performance", n_boot=0)
 
 
 def test_single_value_of_a_fitted_variable():

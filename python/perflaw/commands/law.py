@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-FORM_CHOICES = ("performance", "performance_code", "scaling", "chinchilla")
+FORM_CHOICES = ("auto", "performance", "performance_code", "scaling", "chinchilla")
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +55,9 @@ def register(subparsers: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results table: .csv, .jsonl or .parquet")
     parser.add_argument("--metric", default=None, help="metric column, e.g. ndcg@10 (default: ndcg@10, loss for chinchilla)")
-    parser.add_argument("--form", default="performance", choices=FORM_CHOICES, help="law form (default: %(default)s)")
+    parser.add_argument("--form", default="auto", choices=FORM_CHOICES,
+                        help="law form (default: auto, the identified one for the table: performance_code when a "
+                        "dataset holds one D′, the paper's performance form when D′ varies)")
     parser.add_argument("--by", default="auto",
                         help="auto (default): one law per dataset and max_len; none: one law over the whole table; "
                         "or the columns whose groups get a law each, e.g. dataset")

@@ -484,7 +484,7 @@ def _use_or_reason(make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 def fit(
     table: pd.DataFrame | str | Path,
-    form: str | Form | Callable[..., Any] = "performance",
+    form: str | Form | Callable[..., Any] = "auto",
     metric: str | None = None,
     **options: Any,
 ) -> Fit:
@@ -519,7 +519,7 @@ def fit(
     >>> from perflaw.law import FORMS
     >>> y = FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
     >>> df = pd.DataFrame({"layers": N, "dim": d, "d_prime": 1.0, "ndcg@10": y})
-    >>> law = perflaw.fit(df, n_boot=0, holdout=False)
+    >>> law = perflaw.fit(df, form="performance", n_boot=0, holdout=False)
     >>> law.r2 > 0.999
     True
     """
@@ -536,7 +536,7 @@ def fit(
 def fit_groups(
     table: pd.DataFrame | str | Path,
     by: Sequence[str] | str,
-    form: str | Form | Callable[..., Any] = "performance",
+    form: str | Form | Callable[..., Any] = "auto",
     metric: str | None = None,
     **options: Any,
 ) -> dict[str, Fit]:

@@ -353,7 +353,7 @@ def optimum(
     >>> from perflaw.law import FORMS
     >>> y = FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
     >>> law = perflaw.fit(pd.DataFrame({"layers": N, "dim": d, "d_prime": 1.0, "ndcg@10": y}),
-    ...                   n_boot=0, holdout=False)
+    ...                   form="performance", n_boot=0, holdout=False)
     >>> best = law.optimum()
     >>> round(best.point["N"]), best.status["N"]
     (12, 'interior')
@@ -472,7 +472,7 @@ def budget_optimum(
     >>> from perflaw.law import FORMS
     >>> y = FORMS["performance"].predict(truth, N=N, d=d, D=1.0)
     >>> law = perflaw.fit(pd.DataFrame({"layers": N, "dim": d, "d_prime": 1.0, "ndcg@10": y}),
-    ...                   n_boot=0, holdout=False)
+    ...                   form="performance", n_boot=0, holdout=False)
     >>> best = law.budget_optimum(50_000, params_fn=lambda n, d: 12 * n * d * d)
     >>> best.params <= 50_000
     True

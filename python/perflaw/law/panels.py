@@ -54,7 +54,7 @@ def answer_panels(
     metric: str = "ndcg@10",
     *,
     by: str | Sequence[str] = "auto",
-    form: str = "performance",
+    form: str = "auto",
     reach: float = 1.0,
     **options: Any,
 ) -> dict[str, PanelAnswer]:
@@ -71,7 +71,8 @@ def answer_panels(
         ``none``: one law over the whole table, with D′ as a variable; or the
         columns whose groups get a law each.
     form : str
-        The law form.
+        The law form; ``auto`` (default) is the identified default of each
+        group (:func:`~perflaw.law.forms.auto_form`).
     reach : float
         How far beyond the trained sizes the recommendation may look (1: not at all).
     **options

@@ -205,7 +205,7 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
     --------
     >>> import numpy as np, pandas as pd, perflaw
     >>> from perflaw.law.synthetic import synthetic_runs
-    >>> law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1), n_boot=40)
+    >>> law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1), form="performance", n_boot=40)
     >>> rec = law.recommend()
     >>> (rec.layers, rec.dim, rec.source, rec.confidence)
     (12, 56, 'law', 'high')
