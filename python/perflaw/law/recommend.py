@@ -371,7 +371,7 @@ def _edge_cautions(grid: dict[str, Array], layers: int, dim: int) -> list[str]:
         axis = np.unique(grid[var])
         if len(axis) > 1 and x >= axis[-1]:
             out.append(f"the best size is the largest {_NAMES[var]} searched ({x:g}): accuracy may still rise beyond it")
-        elif len(axis) > 1 and x <= axis[0]:
+        elif len(axis) > 1 and x <= axis[0] and not (var == "N" and x <= 1):  # one layer is the floor
             out.append(f"the best size is the smallest {_NAMES[var]} searched ({x:g}): a smaller model may do as well")
     return out
 
