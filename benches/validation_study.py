@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "docs" / "specs"
 OUT = ROOT / "perflaw-out"
 TABLES = ROOT / "docs" / "validation"
-COLUMNS = ["dataset", "fraction", "max_len", "model", "layers", "dim", "seed", "dropout", "params", "d_prime",
+COLUMNS = ["dataset", "fraction", "max_len", "model", "n_items", "layers", "dim", "seed", "dropout", "params", "d_prime",
            "d_prime_pooled", "block_entropy", "data_users", "data_tokens", "hr@10", "ndcg@10", "mrr",
            "best_epoch", "epochs_run", "wall_s"]
 

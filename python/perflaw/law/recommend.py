@@ -21,10 +21,11 @@ panel, by the rule written down in docs/law.md:
    explains less than half of the variance (R² < 0.5); the 90% backtest intervals cover fewer than half of the
    held-out runs; there is one seed per size (noise unknown); or the search
    went beyond the trained sizes. Otherwise it is **high**.
-4. With two or more seeds, a gain over the best measured configuration that is
-   smaller than the seed-to-seed noise is no gain (without seeds: a gain of zero
-   or less): the answer is then the best measured configuration itself, which
-   the law does not expect to beat.
+4. The gain is the law's predicted difference between its best size and the best
+   measured configuration. With two or more seeds, a gain smaller than the
+   seed-to-seed noise is no gain (without seeds: a gain of zero or less): the
+   answer is then the best measured configuration itself, which the law does not
+   expect to beat.
 5. When confidence is not high, ``next_runs`` names up to three configurations
    to train next: one size beyond an edge optimum, the sizes where bootstrap
    refits put the optimum most often, a second seed when there is none.
@@ -78,7 +79,9 @@ class Recommendation:
     best_measured : dict
         ``layers``, ``dim``, ``value`` (mean over its seeds), ``runs`` and ``params``.
     gain, relative_gain : float or None
-        ``predicted`` over the best measured value (0 when within the seed noise).
+        What the law expects the answer to gain over the best measured
+        configuration (both predicted by the law, so that its bias cancels);
+        0 when the answer is that configuration.
     extrapolated : bool
         True when the answer lies beyond the trained sizes.
     confidence : {"high", "medium", "low"}
@@ -205,7 +208,7 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
     --------
     >>> import numpy as np, pandas as pd, perflaw
     >>> from perflaw.law.synthetic import synthetic_runs
-    >>> law = perflaw.fit(synthetic_runs(noise=0.0002, seeds=2, seed=1), form="performance", n_boot=40)
+    >>> law = perflaw.fit(synthetic_runs(noise=0.00005, seeds=2, seed=1), form="performance", n_boot=40)
     >>> rec = law.recommend()
     >>> (rec.layers, rec.dim, rec.source, rec.confidence)
     (12, 56, 'law', 'high')
@@ -244,7 +247,8 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
             notes.append(no_gain)
         cautions = _edge_cautions(grid, answer["layers"], answer["dim"]) + cautions
     confidence = "low" if blockers else "medium" if cautions else "high"
-    reasons = notes + (blockers + cautions if confidence != "high" else _strengths(fit, data))
+    # the reasons for the confidence come first (the headline shows the first one)
+    reasons = blockers + cautions + notes if confidence != "high" else notes + _strengths(fit, data)
     next_runs = () if confidence == "high" else _next_runs(fit, data, grid, best_i, rep_best, answer)
     return Recommendation(
         panel=data.label, dataset=dataset, metric=fit.metric, confidence=confidence, reasons=tuple(reasons),
@@ -440,13 +444,17 @@ def _law_answer(fit: "Fit", data: _Panel, grid: dict[str, Array], values: Array,
         tail = (1 - fit.options.ci) / 2
         at_best = np.array([r[best_i] for r in replicates])
         interval = tuple(float(v) for v in np.nanquantile(at_best, [tail, 1 - tail]))
+    # The gain is the law's own difference between the two sizes, so that its bias
+    # at the peak (it may sit above or below every measured point) cancels.
     sign = 1.0 if fit.direction == "max" else -1.0
-    gain = sign * (predicted - data.best["value"])
+    at_best = (grid["N"] == data.best["layers"]) & (grid["d"] == data.best["dim"])
+    reference = float(values[at_best][0]) if at_best.any() else data.best["value"]
+    gain = sign * (predicted - reference)
     top_N = max(c["layers"] for c in data.configs)
     top_d = max(c["dim"] for c in data.configs)
     return {"layers": layers, "dim": dim, "params": _params(fit, data, layers, dim), "predicted": predicted,
             "interval": interval, "gain": float(gain),
-            "relative_gain": float(gain / abs(data.best["value"])) if data.best["value"] else None,
+            "relative_gain": float(gain / abs(reference)) if reference else None,
             "extrapolated": bool(layers > top_N or dim > top_d), "source": "law"}
 
 
