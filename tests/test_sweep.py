@@ -219,7 +219,8 @@ SPECS = Path(__file__).resolve().parents[1] / "docs" / "specs"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.mark.parametrize("name, runs", [("paper-amazon", 144), ("full-amazon", 144), ("reduced-gpu", 12)])
+@pytest.mark.parametrize("name, runs", [("paper-amazon", 144), ("full-amazon", 144), ("reduced-gpu", 12),
+                                        ("validation-beauty", 24), ("validation-toys", 24), ("validation-dropout", 8)])
 def test_reproduction_specs_load(name, runs):
     if not (SHARED_DATA / "beauty.txt").exists():
         pytest.skip("../shared/data is not present")
