@@ -158,8 +158,9 @@ def test_a_table_too_small_to_backtest_is_low_confidence():
     bt = law.backtest["syn0|50"]
     assert not bt.available and "cannot be refitted" in bt.reason
     rec = law.recommend()
-    assert (rec.confidence, rec.source) == ("low", "best measured")
-    assert any("could not be checked on held-out sizes" in r for r in rec.reasons)
+    assert (rec.confidence, rec.source, rec.layers, rec.predicted) == ("low", "none", None, None)
+    assert "could not be checked on held-out sizes" in rec.reasons[0]
+    assert "as evidence only" in rec.headline()
 
 
 # ------------------------------------------------------- backtest, independently

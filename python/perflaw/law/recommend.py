@@ -11,7 +11,7 @@ panel, by the rule written down in docs/law.md:
 2. The law's best candidate is the answer, unless one of these holds, in which
    case confidence is **low** and the answer falls back to the best measured
    configuration: the fit did not converge; a parameter is not identified by
-   the runs; the backtest is impossible or a baseline predicts the held-out
+   the runs; the backtest was switched off, or a baseline predicts the held-out
    largest sizes at least as well as the law; the law's predictions vary across
    the trained sizes by less than the seed-to-seed noise (size does not matter
    measurably).
@@ -26,7 +26,10 @@ panel, by the rule written down in docs/law.md:
    seed-to-seed noise is no gain (without seeds: a gain of zero or less): the
    answer is then the best measured configuration itself, which the law does not
    expect to beat.
-5. When confidence is not high, ``next_runs`` names up to three configurations
+5. No answer at all (no number presented) when a single size was trained, every
+   run measured the same value, or there are too few sizes to hold any out for
+   the backtest.
+6. When confidence is not high, ``next_runs`` names up to three configurations
    to train next: one size beyond an edge optimum, the sizes where bootstrap
    refits put the optimum most often, a second seed when there is none.
 """
@@ -145,7 +148,10 @@ class Recommendation:
         """
         metric = self.metric.upper() if "@" in self.metric or len(self.metric) <= 4 else self.metric
         if self.source == "none":
-            return f"{self.dataset}: no recommendation; confidence low: {self.reasons[0]}"
+            best = self.best_measured
+            evidence = (f" (best size trained, as evidence only: N = {best['layers']}, d = {best['dim']}, "
+                        f"measured {_fmt(best['value'])})" if best else "")
+            return f"{self.dataset}: no recommendation; confidence low: {self.reasons[0]}{evidence}"
         size = f" ({_count(self.params)} parameters)" if self.params else ""
         interval = f" [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}]" if self.interval else ""
         best = self.best_measured
@@ -219,7 +225,7 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
         raise ValueError(f"a recommendation needs a law in N and d; this one is in {list(fit.model_variables)}")
     data = _panel_data(fit, panel)
     dataset = _display(fit, data.label)
-    blocked = _degenerate(fit, data)
+    blocked = _degenerate(fit, data) or _unchecked(fit, data)
     if blocked:
         return _no_answer(fit, data, dataset, blocked, reach)
 
@@ -304,6 +310,14 @@ def _degenerate(fit: "Fit", data: _Panel) -> str | None:
     return None
 
 
+def _unchecked(fit: "Fit", data: _Panel) -> str | None:
+    """Too few sizes to check the law on held-out ones: no answer (None when the backtest ran)."""
+    bt = fit.backtest.get(data.label)
+    if bt is not None and not bt.available:
+        return f"the law could not be checked on held-out sizes ({bt.reason}); train more sizes"
+    return None
+
+
 def _no_answer(fit: "Fit", data: _Panel, dataset: str, reason: str, reach: float) -> Recommendation:
     return Recommendation(
         panel=data.label, dataset=dataset, metric=fit.metric, layers=None, dim=None, params=None,
@@ -345,8 +359,6 @@ def _blockers(fit: "Fit", data: _Panel, grid: dict[str, Array], values: Array) -
     bt = fit.backtest.get(data.label)
     if bt is None:
         out.append("the law was not checked on held-out sizes (holdout=False)")
-    elif not bt.available:
-        out.append(f"the law could not be checked on held-out sizes: {bt.reason}")
     elif not bt.law_wins:
         name, error = bt.best_baseline or ("baseline", float("nan"))
         out.append(f"on the largest sizes, held out, the law predicts no better than the simpler {name} "
