@@ -119,19 +119,6 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _fits(args: argparse.Namespace) -> dict[str, Any]:
-    """One fit per group (plot): the same grouping as the answers."""
-    from perflaw.law import answer_panels
-
-    answers = answer_panels(args.results, args.metric or "ndcg@10", by=args.by, form=args.form, **_options(args))
-    fits = {label: a.fit for label, a in answers.items() if a.fit is not None}
-    # a joint law answers several panels: plot it once
-    fits = {label: f for i, (label, f) in enumerate(fits.items()) if all(f is not g for g in list(fits.values())[:i])}
-    if not fits:
-        raise ValueError("; ".join(f"{label}: {a.problem}" for label, a in answers.items()))
-    return fits
-
-
 def fit_command(args: argparse.Namespace) -> int:
     """Handler of ``perflaw fit``: the answers, then the evidence, then the details."""
     from perflaw.law import answer_panels
@@ -188,13 +175,18 @@ def answers_payload(answers: dict[str, Any], metric: str, budget: float | None =
 
 
 def plot_command(args: argparse.Namespace) -> int:
-    """Handler of ``perflaw plot``."""
+    """Handler of ``perflaw plot``: the figures of each law, its recommendation marked."""
+    from perflaw.law import answer_panels
     from perflaw.law.plot import plot_fit
 
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
-    fits = _fits(args)
-    for label, law in fits.items():
-        prefix = "" if len(fits) == 1 else label.replace("|", "_").replace("/", "-") + "_"
-        for path in plot_fit(law, args.out, prefix=prefix, formats=formats):
+    answers = answer_panels(args.results, args.metric or "ndcg@10", by=args.by, form=args.form, **_options(args))
+    fits = _distinct_fits(answers)
+    if not fits:
+        raise ValueError("; ".join(f"{label}: {a.problem}" for label, a in answers.items()))
+    recommendations = {label: a.recommendation for label, a in answers.items()}
+    for law in fits:
+        prefix = "" if len(fits) == 1 else "_".join(law.panels).replace("|", "_").replace("/", "-") + "_"
+        for path in plot_fit(law, args.out, prefix=prefix, formats=formats, recommendations=recommendations):
             print(path)
     return 0
