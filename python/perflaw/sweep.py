@@ -230,7 +230,7 @@ def _parse_dataset(entry: Any, index: int, base_dir: Path) -> DatasetSpec:
     read_options = {k: entry[k] for k in ("user", "item", "timestamp", "sep") if k in entry}
     if has_synth:
         synth = dict(entry["synth"])
-        _synth_config(synth)  # validates now
+        synth_config(synth)  # validates now
         return DatasetSpec(name=name, synth=synth)
     path = Path(entry["path"]).expanduser()
     path = path if path.is_absolute() else (base_dir / path)
@@ -240,7 +240,8 @@ def _parse_dataset(entry: Any, index: int, base_dir: Path) -> DatasetSpec:
                        read_options=read_options)
 
 
-def _synth_config(settings: Mapping[str, Any]):
+def synth_config(settings: Mapping[str, Any]):
+    """The :class:`perflaw.synth.SynthConfig` of a dataset's ``synth`` table (``level`` starts from a preset)."""
     from perflaw import synth
 
     settings = dict(settings)
@@ -280,7 +281,7 @@ def load_dataset(dataset: DatasetSpec) -> Sequences:
     if dataset.synth is not None:
         from perflaw import synth
 
-        return synth.generate(_synth_config(dataset.synth))
+        return synth.generate(synth_config(dataset.synth))
     from perflaw.io import read_sequences
 
     return read_sequences(dataset.path, format=dataset.format, **dict(dataset.read_options))

@@ -139,7 +139,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"perflaw demo: {len(sweep.expand(spec))} training runs on {len(spec.datasets)} synthetic datasets; "
           f"output in {out}/", flush=True)
     for dataset in spec.datasets:
-        config = sweep._synth_config(dataset.synth)
+        config = sweep.synth_config(dataset.synth)
         print(f"  {dataset.name:<13} {config.users} users, {config.items} items, "
               f"analytic entropy rate {synth.entropy_rate(config):.3f} nats/item", flush=True)
     summary = sweep.run_sweep(spec, out, progress=not args.no_progress)
