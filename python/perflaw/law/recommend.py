@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import norm
 
 from perflaw.law.backtest import seed_noise
 from perflaw.law.optimum import default_param_counter
@@ -438,7 +438,7 @@ def _strengths(fit: "Fit", data: _Panel) -> list[str]:
 def _fallback(fit: "Fit", data: _Panel) -> dict[str, Any]:
     """The best measured configuration, with an interval for its mean from the noise."""
     best = data.best
-    z = float(norm.ppf(0.5 + fit.options.ci / 2))
+    z = NormalDist().inv_cdf(0.5 + fit.options.ci / 2)
     noise = data.noise if data.noise is not None else fit.rmse
     half = z * noise / math.sqrt(best["runs"])
     lo, hi = clip_to(best["value"] - half, fit.bounds), clip_to(best["value"] + half, fit.bounds)
