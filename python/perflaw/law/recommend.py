@@ -192,6 +192,16 @@ class _Panel:
     best: dict[str, Any]
     noise: float | None
 
+    @property
+    def top_N(self) -> int:
+        """The largest trained number of layers."""
+        return max(c["layers"] for c in self.configs)
+
+    @property
+    def top_d(self) -> int:
+        """The largest trained dimension."""
+        return max(c["dim"] for c in self.configs)
+
 
 def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Recommendation:
     """The configuration to train on a panel, by the rule of the module doc.
@@ -229,7 +239,7 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
     if blocked:
         return _no_answer(fit, data, dataset, blocked, reach)
 
-    grid = _candidates(fit, data, reach)
+    grid = _candidates(data, reach)
     key = {"panel": fit.panels[data.index]} if len(fit.panels) > 1 else {}
     X, panel_ids = fit.inputs(**key, N=grid["N"], d=grid["d"])
     sign = 1.0 if fit.direction == "max" else -1.0
@@ -255,7 +265,7 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Re
     confidence = "low" if blockers else "medium" if cautions else "high"
     # the reasons for the confidence come first (the headline shows the first one)
     reasons = blockers + cautions + notes if confidence != "high" else notes + _strengths(fit, data)
-    next_runs = () if confidence == "high" else _next_runs(fit, data, grid, best_i, rep_best, answer)
+    next_runs = () if confidence == "high" else _next_runs(data, grid, rep_best, answer)
     return Recommendation(
         panel=data.label, dataset=dataset, metric=fit.metric, confidence=confidence, reasons=tuple(reasons),
         next_runs=tuple(next_runs), ci=fit.options.ci, reach=float(reach), seed_noise=data.noise,
@@ -332,7 +342,7 @@ def _dim_step(low: float) -> int:
     return int(min(8, max(1, 2 ** math.floor(math.log2(max(low, 1) / 2)))))
 
 
-def _candidates(fit: "Fit", data: _Panel, reach: float) -> dict[str, Array]:
+def _candidates(data: _Panel, reach: float) -> dict[str, Array]:
     layers = sorted({c["layers"] for c in data.configs})
     dims = sorted({c["dim"] for c in data.configs})
     top_N, top_d = int(math.floor(layers[-1] * reach)), int(math.floor(dims[-1] * reach))
@@ -372,9 +382,7 @@ def _blockers(fit: "Fit", data: _Panel, grid: dict[str, Array], values: Array) -
 
 
 def _inside_trained(data: _Panel, grid: dict[str, Array]) -> Array:
-    top_N = max(c["layers"] for c in data.configs)
-    top_d = max(c["dim"] for c in data.configs)
-    return (grid["N"] <= top_N) & (grid["d"] <= top_d)
+    return (grid["N"] <= data.top_N) & (grid["d"] <= data.top_d)
 
 
 _NAMES = {"N": "layers N", "d": "dimension d"}
@@ -396,14 +404,13 @@ def _cautions(fit: "Fit", data: _Panel, grid: dict[str, Array], rep_best: list[i
               reach: float) -> tuple[list[str], dict[str, tuple[float, float]]]:
     """Reasons that keep the answer but cap its confidence at medium; and the replicates' optimum range."""
     out = []
-    names = _NAMES
     optimum_range = {}
     if len(rep_best) >= 2:
         tail = (1 - fit.options.ci) / 2
         for var in ("N", "d"):
             lo, hi = np.quantile(grid[var][rep_best], [tail, 1 - tail])
             optimum_range[var] = (float(lo), float(hi))
-        spread = [f"{names[v]} from {lo:g} to {hi:g}" for v, (lo, hi) in optimum_range.items()
+        spread = [f"{_NAMES[v]} from {lo:g} to {hi:g}" for v, (lo, hi) in optimum_range.items()
                   if hi > MAX_OPTIMUM_SPREAD * lo]
         if spread:
             out.append("bootstrap refits disagree on the best size: " + ", ".join(spread))
@@ -462,12 +469,10 @@ def _law_answer(fit: "Fit", data: _Panel, grid: dict[str, Array], values: Array,
     at_best = (grid["N"] == data.best["layers"]) & (grid["d"] == data.best["dim"])
     reference = float(values[at_best][0]) if at_best.any() else data.best["value"]
     gain = sign * (predicted - reference)
-    top_N = max(c["layers"] for c in data.configs)
-    top_d = max(c["dim"] for c in data.configs)
     return {"layers": layers, "dim": dim, "params": _params(fit, data, layers, dim), "predicted": predicted,
             "interval": interval, "gain": float(gain),
             "relative_gain": float(gain / abs(reference)) if reference else None,
-            "extrapolated": bool(layers > top_N or dim > top_d), "source": "law"}
+            "extrapolated": bool(layers > data.top_N or dim > data.top_d), "source": "law"}
 
 
 def _no_gain(data: _Panel, answer: dict[str, Any]) -> str | None:
@@ -499,7 +504,7 @@ def _with_params(fit: "Fit", data: _Panel, config: dict[str, Any]) -> dict[str, 
             "params": _params(fit, data, config["layers"], config["dim"])}
 
 
-def _next_runs(fit: "Fit", data: _Panel, grid: dict[str, Array], best_i: int, rep_best: list[int],
+def _next_runs(data: _Panel, grid: dict[str, Array], rep_best: list[int],
                answer: dict[str, Any]) -> list[dict[str, Any]]:
     """Up to three runs that would most reduce the uncertainty about the best size."""
     measured = {(c["layers"], c["dim"]) for c in data.configs}
@@ -510,8 +515,7 @@ def _next_runs(fit: "Fit", data: _Panel, grid: dict[str, Array], best_i: int, re
             out.append({"layers": int(layers), "dim": int(dim), "why": why})
 
     layers, dim = answer["layers"], answer["dim"]
-    top_N = max(c["layers"] for c in data.configs)
-    top_d = max(c["dim"] for c in data.configs)
+    top_N, top_d = data.top_N, data.top_d
     if layers >= top_N:
         add(2 * top_N, dim, f"one step beyond the largest trained N ({top_N}): does accuracy keep rising?")
     if dim >= top_d:
