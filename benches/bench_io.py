@@ -1,4 +1,4 @@
-"""Loading speed and memory of perflaw.io.
+"""Loading speed and memory of perflaw.ingest.
 
 Two ways to run it:
 
@@ -38,7 +38,7 @@ def _beauty():
 
 
 def test_read_beauty(benchmark):
-    from perflaw.io import read_sequences
+    from perflaw.ingest import read_sequences
 
     path = _beauty()
     seqs = benchmark(read_sequences, path)
@@ -46,7 +46,7 @@ def test_read_beauty(benchmark):
 
 
 def test_stream_beauty(benchmark):
-    from perflaw.io import iter_batches
+    from perflaw.ingest import iter_batches
 
     path = _beauty()
     tokens = benchmark(lambda: sum(batch.tokens for batch in iter_batches(path, batch_rows=50_000)))
@@ -87,7 +87,7 @@ def write_inputs(folder: Path, n_tokens: int, seed: int = 0) -> dict[str, Path]:
 def measure(mode: str, path: str, options: dict) -> dict:
     """Run in a subprocess: time one read and report the peak RSS."""
     sys.path.insert(0, str(REPO / "python"))
-    from perflaw.io import iter_batches, read_sequences
+    from perflaw.ingest import iter_batches, read_sequences
 
     start = time.perf_counter()
     if mode == "read":

@@ -1,4 +1,4 @@
-"""perflaw.ray.data_quality throughput on a local Ray cluster: 1 worker node against 2,
+"""perflaw.cluster.data_quality throughput on a local Ray cluster: 1 worker node against 2,
 and its overhead against the local engine on the same data, measured side by side.
 
 The corpus is synthetic (perflaw.synth), dealt row by row at random into 8
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     import perflaw
-    from perflaw import ray as perflaw_ray
+    from perflaw import cluster as perflaw_ray
     from perflaw.sequences import Sequences
     from test_ray import LocalRayCluster
 

@@ -14,9 +14,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from perflaw.eval import evaluate, leave_one_out, ranking_task  # noqa: E402
-from perflaw.train.data import build_train_data, epoch_batches  # noqa: E402
-from perflaw.train.losses import next_item_loss  # noqa: E402
-from perflaw.train.models import build_model  # noqa: E402
+from perflaw.training.data import build_train_data, epoch_batches  # noqa: E402
+from perflaw.training.losses import next_item_loss  # noqa: E402
+from perflaw.training.models import build_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beauty.txt"
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -26,7 +26,7 @@ DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 def beauty():
     if not DATA.exists():
         pytest.skip(f"Beauty data not found at {DATA}")
-    from perflaw.io import read_sequences
+    from perflaw.ingest import read_sequences
 
     seqs = read_sequences(DATA)
     return seqs, leave_one_out(seqs)

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    from perflaw.io import read_sequences
+    from perflaw.ingest import read_sequences
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import perflaw
     from perflaw.eval import leave_one_out
-    from perflaw.io import read_sequences
-    from perflaw.train.data import training_windows
+    from perflaw.ingest import read_sequences
+    from perflaw.training.data import training_windows
 
     if args.threads:
         torch.set_num_threads(args.threads)

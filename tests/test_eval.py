@@ -271,7 +271,7 @@ def test_device_sampled_ranking_equals_reference(batch_size):
 def test_evaluate_of_a_model_matches_its_scores():
     torch = pytest.importorskip("torch")
     from perflaw.eval import evaluate, ranking_task
-    from perflaw.train.models import build_model
+    from perflaw.training.models import build_model
 
     torch.manual_seed(0)
     rng = np.random.default_rng(7)

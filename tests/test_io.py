@@ -1,4 +1,4 @@
-"""Tests of perflaw.io: every format against an independent pure-Python parse,
+"""Tests of perflaw.ingest: every format against an independent pure-Python parse,
 format detection, streaming == in-memory, and bad input."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perflaw.io import count_rows_hint, detect_format, iter_batches, read_sequences
+from perflaw.ingest import count_rows_hint, detect_format, iter_batches, read_sequences
 from perflaw.sequences import Sequences, combine_fingerprints
 
 
@@ -629,7 +629,7 @@ def test_grouping_many_users_in_shuffled_order(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 2**40), min_size=0, max_size=200), st.sampled_from([10, 70_000, 2**33]))
 def test_stable_argsort_matches_numpy(values, n_keys):
-    from perflaw.io import _stable_argsort
+    from perflaw.ingest import _stable_argsort
 
     key = np.array(values, dtype=np.int64) % n_keys
     assert _stable_argsort(key, n_keys).tolist() == np.argsort(key, kind="stable").tolist()
@@ -642,7 +642,7 @@ id_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_
 
 @given(st.one_of(st.lists(st.integers(0, 2**63 - 1), max_size=100), st.lists(id_text, max_size=100)))
 def test_dense_ids_match_numpy_unique(values):
-    from perflaw.io import _dense_ids
+    from perflaw.ingest import _dense_ids
 
     array = np.array(values, dtype=np.int64 if not values or isinstance(values[0], int) else str)
     dense, distinct = _dense_ids(array)

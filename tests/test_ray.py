@@ -1,4 +1,4 @@
-"""perflaw.ray against a real Ray cluster on this machine: a head and a worker node.
+"""perflaw.cluster against a real Ray cluster on this machine: a head and a worker node.
 
 The module fixture starts both with ``ray start --block --node-ip-address=127.0.0.1``
 (explicit free ports, one CPU each, a private --temp-dir), each in its own
@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="perflaw.ray needs Ray: pip install 'perflaw[ray]'")
+ray = pytest.importorskip("ray", reason="perflaw.cluster needs Ray: pip install 'perflaw[ray]'")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 import perflaw  # noqa: E402
-from perflaw import ray as perflaw_ray  # noqa: E402
+from perflaw import cluster as perflaw_ray  # noqa: E402
 from perflaw import sweep, synth  # noqa: E402
 from perflaw.cli import main as cli  # noqa: E402
 from perflaw.sequences import Sequences  # noqa: E402
@@ -317,7 +317,7 @@ def test_missing_column_empty_input_and_unordered_dataset_are_clear_errors(clust
 
 UNREACHABLE = """
 import json, sys, time
-from perflaw import ray as perflaw_ray
+from perflaw import cluster as perflaw_ray
 out = {}
 for name, address in json.loads(sys.argv[1]).items():
     started = time.monotonic()
@@ -387,7 +387,7 @@ def flaky_train_fn(marks: str):
         import time
         from pathlib import Path
 
-        from perflaw.train import train
+        from perflaw.training import train
 
         log = Path(marks) / f"attempts-{config.dim}"
         with open(log, "a") as handle:

@@ -162,7 +162,7 @@ def test_kcore_matches_one_at_a_time_peeling(lists, k):
 
 
 def test_kcore_on_real_data_is_a_fixed_point(beauty_path):
-    from perflaw.io import read_sequences
+    from perflaw.ingest import read_sequences
 
     seqs = read_sequences(beauty_path)
     core = seqs.kcore(5)

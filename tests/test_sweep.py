@@ -125,7 +125,7 @@ def test_rerun_skips_finished_runs_and_failures_are_recorded(tmp_path):
         calls.append(config.dim)
         if config.dim == 8 and calls.count(8) == 1:
             raise RuntimeError("out of memory (simulated)")
-        from perflaw.train import train
+        from perflaw.training import train
 
         return train(seqs, config, progress=False, checkpoint_dir=checkpoint_dir)
 
@@ -144,7 +144,7 @@ def test_rerun_skips_finished_runs_and_failures_are_recorded(tmp_path):
 KILLABLE = """
 import sys, time
 from perflaw import sweep
-from perflaw.train import train
+from perflaw.training import train
 
 def slow_train(seqs, config, progress, checkpoint_dir):
     print("START", config.dim, flush=True)

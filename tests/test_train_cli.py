@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
-pytest.importorskip("perflaw.io", reason="perflaw train reads data through perflaw.io")
+pytest.importorskip("perflaw.ingest", reason="perflaw train reads data through perflaw.ingest")
 
 from perflaw.cli import main  # noqa: E402
 from perflaw.eval import METRIC_NAMES  # noqa: E402

@@ -12,9 +12,9 @@ torch = pytest.importorskip("torch")
 import perflaw  # noqa: E402
 from perflaw.eval import METRIC_NAMES, ranking_task, leave_one_out, evaluate  # noqa: E402
 from perflaw.sequences import Sequences  # noqa: E402
-from perflaw.train import TrainConfig, TrainResult, load_checkpoint, train  # noqa: E402
-from perflaw.train.data import build_train_data, epoch_batches, training_windows  # noqa: E402
-from perflaw.train.losses import draw_negatives  # noqa: E402
+from perflaw.training import TrainConfig, TrainResult, load_checkpoint, train  # noqa: E402
+from perflaw.training.data import build_train_data, epoch_batches, training_windows  # noqa: E402
+from perflaw.training.losses import draw_negatives  # noqa: E402
 from perflaw.sizing import param_count  # noqa: E402
 
 TIMING_KEYS = {"train_s", "tokens_per_s"}
@@ -240,8 +240,8 @@ def test_bad_data_gives_clear_errors():
             train(random_data(), tiny(device="cuda"), progress=False)
 
 
-def test_perflaw_train_is_callable_from_the_package():
-    import perflaw.train.config  # binds perflaw.train to the subpackage  # noqa: F401
+def test_perflaw_train_stays_the_function_after_importing_the_training_package():
+    import perflaw.training.config  # importing the package must not rebind perflaw.train  # noqa: F401
 
     result = perflaw.train(random_data(), perflaw.TrainConfig(**tiny(epochs=1).to_dict()), progress=False)
     assert result.epochs_run == 1
@@ -250,7 +250,7 @@ def test_perflaw_train_is_callable_from_the_package():
 # ------------------------------------------------- the GPU code path, on the CPU
 @pytest.mark.parametrize("loss", ["ce", "bce", "sampled_softmax"])
 def test_padding_weighted_loss_equals_loss_on_real_positions(loss):
-    from perflaw.train.losses import next_item_loss
+    from perflaw.training.losses import next_item_loss
 
     torch.manual_seed(0)
     hidden = torch.randn(4, 6, 8)
@@ -268,7 +268,7 @@ def test_padding_weighted_loss_equals_loss_on_real_positions(loss):
 
 @pytest.mark.parametrize("loss", ["ce", "bce"])
 def test_fixed_shape_path_trains(monkeypatch, loss):
-    from perflaw.train import loop
+    from perflaw.training import loop
 
     monkeypatch.setattr(loop, "fixed_shapes", lambda device: True)
     result = train(cycle_data(), tiny(loss=loss, epochs=8, lr=1e-2, dropout=0.0), progress=False)

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from perflaw.train.models import apply_rope, attention_mask, build_model, rope_tables  # noqa: E402
+from perflaw.training.models import apply_rope, attention_mask, build_model, rope_tables  # noqa: E402
 
 MODELS = ["llama", "hstu", "sasrec"]
 

@@ -25,7 +25,7 @@ SIZES = [(1, 1, None), (1, 8, None), (2, 25, None), (2, 50, None), (3, 75, None)
 @pytest.mark.parametrize("layers,dim,heads", SIZES)
 def test_param_count_equals_torch_model(model, layers, dim, heads):
     pytest.importorskip("torch")
-    from perflaw.train.models import build_model
+    from perflaw.training.models import build_model
 
     n_items, max_len = 37, 9
     built = build_model(model, n_items, layers, dim, heads, max_len)
@@ -109,7 +109,7 @@ def test_sizing_config_and_result_do_not_import_torch():
     code = (
         "import sys, perflaw\n"
         "from perflaw.sizing import param_count\n"
-        "from perflaw.train import TrainConfig, TrainResult\n"
+        "from perflaw.training import TrainConfig, TrainResult\n"
         "import perflaw.eval\n"
         "TrainConfig(dim=50); param_count('llama', 2, 50, 100)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

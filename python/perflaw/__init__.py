@@ -19,9 +19,9 @@ except Exception:  # pragma: no cover - running from a source tree
 # public name -> module that defines it
 _EXPORTS = {
     "Sequences": "perflaw.sequences",
-    "read_sequences": "perflaw.io",
-    "iter_batches": "perflaw.io",
-    "detect_format": "perflaw.io",
+    "read_sequences": "perflaw.ingest",
+    "iter_batches": "perflaw.ingest",
+    "detect_format": "perflaw.ingest",
     "apen": "perflaw.quality",
     "data_quality": "perflaw.quality",
     "DataQuality": "perflaw.quality",
@@ -30,16 +30,16 @@ _EXPORTS = {
     "fit_groups": "perflaw.law",
     "custom_form": "perflaw.law",
     "Fit": "perflaw.law",
-    "train": "perflaw.train",
-    "TrainConfig": "perflaw.train",
-    "TrainResult": "perflaw.train",
+    "train": "perflaw.training",
+    "TrainConfig": "perflaw.training",
+    "TrainResult": "perflaw.training",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 # Subpackages reachable as attributes (``perflaw.law``, ``perflaw.sweep`` ...) without an import.
-_SUBMODULES = {"law", "sweep", "report", "io", "quality", "blocks", "sequences", "eval", "train", "synth"}
+_SUBMODULES = {"law", "sweep", "report", "ingest", "quality", "blocks", "sequences", "eval", "training", "synth", "cluster"}
 
 
 def __getattr__(name: str) -> Any:

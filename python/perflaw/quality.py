@@ -69,7 +69,7 @@ def as_sequences(data: Any) -> Sequences:
     if isinstance(data, Sequences):
         return data
     if isinstance(data, (str, os.PathLike)):
-        from perflaw.io import read_sequences
+        from perflaw.ingest import read_sequences
 
         return read_sequences(data)
     if isinstance(data, (list, tuple)):
@@ -425,7 +425,7 @@ def data_quality(
         Count every window of m + 1 items for the corpus-level conditional block
         entropy. Memory grows with the number of distinct windows.
     format, batch_rows, read_options
-        How a path is read (see ``perflaw.io.iter_batches``).
+        How a path is read (see ``perflaw.ingest.iter_batches``).
     progress : bool, optional
         Show a progress bar on stderr while streaming a path (default: when stderr is a terminal).
 
@@ -453,7 +453,7 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
     batch keeps only its per-user arrays, and its windows go to a disk spill."""
     import sys
 
-    from perflaw.io import iter_batches
+    from perflaw.ingest import iter_batches
 
     m, max_len = _check_m(m), _check_max_len(max_len)
     if progress is None:

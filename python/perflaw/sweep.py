@@ -208,7 +208,7 @@ def _grid_values(table: Mapping[str, Any], key: str, default: list | None, kind:
 
 
 def _check_train_keys(train: Mapping[str, Any]) -> None:
-    from perflaw.train.config import TrainConfig
+    from perflaw.training.config import TrainConfig
 
     allowed = {f.name for f in fields(TrainConfig)} - _GRID_FIELDS
     overlap = sorted(set(train) & _GRID_FIELDS)
@@ -254,7 +254,7 @@ def synth_config(settings: Mapping[str, Any]):
 
 def expand(spec: SweepSpec) -> list[RunSpec]:
     """Every run of the spec, data variant by data variant."""
-    from perflaw.train.config import TrainConfig
+    from perflaw.training.config import TrainConfig
 
     runs = []
     for dataset, fraction, max_len in itertools.product(spec.datasets, spec.fractions, spec.max_lens):
@@ -282,7 +282,7 @@ def load_dataset(dataset: DatasetSpec) -> Sequences:
         from perflaw import synth
 
         return synth.generate(synth_config(dataset.synth))
-    from perflaw.io import read_sequences
+    from perflaw.ingest import read_sequences
 
     return read_sequences(dataset.path, format=dataset.format, **dict(dataset.read_options))
 
@@ -488,7 +488,7 @@ def _cached_dataset(dataset: DatasetSpec) -> Sequences:
 
 
 def _default_train(sequences, config, progress, checkpoint_dir):
-    from perflaw.train import train
+    from perflaw.training import train
 
     return train(sequences, config, progress=progress, checkpoint_dir=checkpoint_dir)
 

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from perflaw.io import count_rows_hint
+    from perflaw.ingest import count_rows_hint
     from perflaw.quality import data_quality
 
     if args.ray is not None:
@@ -71,7 +71,7 @@ def _show(quality, as_json: bool) -> int:
 
 
 def _quality_on_ray(args: argparse.Namespace):
-    from perflaw.ray import data_quality
+    from perflaw.cluster import data_quality
 
     if args.format not in ("auto", "parquet"):
         raise ValueError(f"--ray reads Parquet files; got --format {args.format}")

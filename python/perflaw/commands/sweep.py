@@ -60,7 +60,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     _set_torch_threads(args.torch_threads)
     out = Path(args.out or Path("perflaw-out") / spec.name)
     if args.ray is not None:
-        from perflaw.ray import run_sweep as run_sweep_on_ray
+        from perflaw.cluster import run_sweep as run_sweep_on_ray
 
         summary = run_sweep_on_ray(spec, out, address=args.ray or None, progress=not args.no_progress,
                                    cpus_per_run=args.torch_threads or 1)

@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` the flags describe (unset flags keep the defaults)."""
-    from perflaw.train.config import TrainConfig
+    from perflaw.training.config import TrainConfig
 
     values = {name: getattr(args, name) for name in list(_CONFIG_FLAGS) + ["compile"]}
     values = {name: value for name, value in values.items() if value is not None}
@@ -77,8 +77,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: read the data, train, write DIR/result.json atomically."""
-    from perflaw.io import read_sequences
-    from perflaw.train import train
+    from perflaw.ingest import read_sequences
+    from perflaw.training import train
 
     config = config_from_args(args)  # bad settings fail before the data is read
     if args.threads is not None:

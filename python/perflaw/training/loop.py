@@ -28,11 +28,11 @@ from perflaw.atomic import atomic_path
 
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
-from perflaw.train.config import TrainConfig
-from perflaw.train.data import build_train_data, epoch_batches
-from perflaw.train.losses import draw_negatives, next_item_loss
-from perflaw.train.models import SequentialRecommender, build_model
-from perflaw.train.result import TrainResult
+from perflaw.training.config import TrainConfig
+from perflaw.training.data import build_train_data, epoch_batches
+from perflaw.training.losses import draw_negatives, next_item_loss
+from perflaw.training.models import SequentialRecommender, build_model
+from perflaw.training.result import TrainResult
 from perflaw.sizing import param_count
 
 CHECKPOINT_FORMAT = 1

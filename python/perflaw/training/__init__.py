@@ -2,18 +2,16 @@
 
 Importing this package does not import torch: ``TrainConfig``, ``TrainResult``
 and :mod:`perflaw.sizing` are torch-free; torch loads when :func:`train`
-(or :mod:`perflaw.train.loop`, ``models``, ``losses``, ``data``) is first used.
+(or :mod:`perflaw.training.loop`, ``models``, ``losses``, ``data``) is first used.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import types
 from typing import Any, Callable
 
-from perflaw.train.config import TrainConfig
-from perflaw.train.result import TrainResult
+from perflaw.training.config import TrainConfig
+from perflaw.training.result import TrainResult
 from perflaw.sizing import param_count, pick_heads
 
 __all__ = ["train", "TrainConfig", "TrainResult", "param_count", "pick_heads", "load_checkpoint"]
@@ -26,7 +24,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrainResult:
-    """Train a model on ``seqs`` and evaluate it leave-one-out (see :func:`perflaw.train.loop.train`).
+    """Train a model on ``seqs`` and evaluate it leave-one-out (see :func:`perflaw.training.loop.train`).
 
     Examples
     --------
@@ -36,28 +34,13 @@ def train(
     >>> perflaw.train(seqs, cfg, progress=False).epochs_run
     1
     """
-    from perflaw.train.loop import train as _train
+    from perflaw.training.loop import train as _train
 
     return _train(seqs, config, progress=progress, checkpoint_dir=checkpoint_dir, callback=callback)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Any:
-    """Rebuild a saved model and its config (see :func:`perflaw.train.loop.load_checkpoint`)."""
-    from perflaw.train.loop import load_checkpoint as _load
+    """Rebuild a saved model and its config (see :func:`perflaw.training.loop.load_checkpoint`)."""
+    from perflaw.training.loop import load_checkpoint as _load
 
     return _load(path, device)
-
-
-class _CallablePackage(types.ModuleType):
-    """Lets ``perflaw.train(...)`` work even when ``perflaw.train`` is this package.
-
-    Importing ``perflaw.train.config`` binds the attribute ``perflaw.train`` to the
-    package, which shadows the function of the same name; calling the package
-    forwards to :func:`train`.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage

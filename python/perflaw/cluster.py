@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 try:
     import ray
 except ImportError as _error:  # pragma: no cover - depends on the environment
-    raise ImportError("perflaw.ray needs Ray: pip install 'perflaw[ray]'") from _error
+    raise ImportError("perflaw.cluster needs Ray: pip install 'perflaw[ray]'") from _error
 
 __all__ = ["ClusterError", "connect", "data_quality", "run_sweep", "parquet_files", "PARQUET_SUFFIXES"]
 
@@ -259,7 +259,7 @@ def data_quality(
     Examples
     --------
     >>> import perflaw
-    >>> from perflaw import ray as perflaw_ray
+    >>> from perflaw import cluster as perflaw_ray
     >>> q = perflaw_ray.data_quality("logs/part-*.parquet", m=2, address="10.0.0.5:6379")  # doctest: +SKIP
     >>> q.d_prime == perflaw.data_quality("logs/all.parquet", m=2).d_prime  # doctest: +SKIP
     True
@@ -479,7 +479,7 @@ def _route(table, layout: _Layout):
     """The table with the user-partition column added (a stable hash of the user id)."""
     import pyarrow as pa
 
-    from perflaw.io import _hash_users
+    from perflaw.ingest import _hash_users
 
     users = table.column(layout.user)
     if users.null_count:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from perflaw.eval import METRIC_NAMES
-from perflaw.train.config import TrainConfig
+from perflaw.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
