@@ -101,8 +101,12 @@ def pick_heads(dim: int, model: str = "llama") -> int:
     return min(valid_heads(model, dim), key=lambda h: (abs(width // h - TARGET_HEAD_DIM), h))
 
 
-def attention_shape(model: str, dim: int, heads: int | None = None) -> AttentionShape:
+def attention_shape(model: str, dim: int, heads: "int | AttentionShape | None" = None) -> AttentionShape:
     """Resolve the head count (automatic when ``None``) and check it against the rule.
+
+    A shape resolved before (an ``AttentionShape``) is passed through after a
+    check of its width, so that a config resolves its heads once and hands the
+    result on to the model builder and the parameter count.
 
     Raises
     ------
@@ -115,6 +119,10 @@ def attention_shape(model: str, dim: int, heads: int | None = None) -> Attention
     AttentionShape(heads=4, head_dim=16)
     """
     width = attention_width(model, dim)
+    if isinstance(heads, AttentionShape):
+        if heads.width != width:
+            raise ValueError(f"{heads} does not fit model={model!r} with dim={dim} (attention width {width})")
+        return heads
     if heads is None:
         heads = pick_heads(dim, model)
     heads = _check_int(heads, "heads", 1)
@@ -146,10 +154,10 @@ def param_count(
     dim: int,
     n_items: int,
     max_len: int = 50,
-    heads: int | None = None,
+    heads: "int | AttentionShape | None" = None,
     include_embedding: bool = True,
 ) -> int:
-    """Exact number of trainable parameters of a model built by ``perflaw.train``.
+    """Exact number of trainable parameters of a model built by :func:`perflaw.train`.
 
     The item table has ``n_items + 1`` rows (row 0 is padding) and is tied to the
     output layer, so it is counted once. ``include_embedding=False`` leaves out
@@ -165,8 +173,8 @@ def param_count(
         Catalogue size (dense ids 1..n_items).
     max_len : int
         Longest input sequence (sets sasrec's position table and hstu's bias table).
-    heads : int or None
-        Head count; ``None`` applies :func:`pick_heads`.
+    heads : int, AttentionShape or None
+        Head count (or a shape resolved already); ``None`` applies :func:`pick_heads`.
     include_embedding : bool
         Count the embedding tables.
 

@@ -7,11 +7,11 @@ the sweep runner and the law fitter without the training stack.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from perflaw.eval import METRIC_NAMES
-from perflaw.sizing import MODELS, attention_shape
+from perflaw.sizing import MODELS, AttentionShape, attention_shape
 
 LOSSES = ("ce", "bce", "sampled_softmax")
 PROTOCOLS = ("full", "sampled")
@@ -22,6 +22,11 @@ PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_DROPOUT = {"llama": 0.3, "hstu": 0.3, "sasrec": 0.5}
 DEFAULT_SAMPLED_SOFTMAX_NEGATIVES = 100
 DEFAULT_EVAL_NEGATIVES = 100
+
+
+def _setting(default: Any, help: str, **cli: Any) -> Any:
+    """A field with its command-line help (see :mod:`perflaw.commands.flags`)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -88,32 +93,39 @@ class TrainConfig:
     1
     """
 
-    model: str = "llama"
-    layers: int = 2
-    dim: int = 64
-    heads: int | None = None
-    max_len: int = 50
-    loss: str = "ce"
-    negatives: int | None = None
-    epochs: int = 200
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float | None = 1.0
-    dropout: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    protocol: str = "full"
-    eval_negatives: int | None = None
-    patience: int | None = 10
-    valid_metric: str = "ndcg@10"
-    eval_every: int = 1
-    eval_batch_size: int = 1024
-    compile: bool = False
-    precision: str = "auto"
-    n_items: int | None = None
+    model: str = _setting("llama", "backbone; llama is the paper's", choices=MODELS)
+    layers: int = _setting(2, "number of blocks")
+    dim: int = _setting(64, "embedding size")
+    heads: int | None = _setting(None, "attention heads", unset="automatic, head size near 32")
+    max_len: int = _setting(50, "longest input sequence; longer histories keep their last items")
+    loss: str = _setting("ce", "training loss", choices=LOSSES)
+    negatives: int | None = _setting(
+        None, "negatives per position", unset=f"bce 1, sampled_softmax {DEFAULT_SAMPLED_SOFTMAX_NEGATIVES}"
+    )
+    epochs: int = _setting(200, "maximum epochs; early stopping (--patience) usually ends sooner")
+    batch_size: int = _setting(256, "training windows per step")
+    lr: float = _setting(1e-3, "AdamW learning rate")
+    weight_decay: float = _setting(0.0, "AdamW decoupled weight decay, on matrices only")
+    warmup_steps: int = _setting(100, "linear warm-up steps before the cosine decay")
+    min_lr_ratio: float = _setting(0.1, "final learning rate of the cosine decay, relative to --lr")
+    grad_clip: float | None = _setting(1.0, "global gradient-norm clip", zero_disables=True)
+    dropout: float | None = _setting(
+        None, "dropout probability", unset=", ".join(f"{m} {p}" for m, p in DEFAULT_DROPOUT.items())
+    )
+    seed: int = _setting(0, "seeds initialisation, batch order, dropout and negatives")
+    device: str = _setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
+    protocol: str = _setting("full", "evaluation over the whole catalogue, or sampled negatives", choices=PROTOCOLS)
+    eval_negatives: int | None = _setting(
+        None, "negatives of the sampled protocol (2499 reproduces the paper, 100 the SASRec paper)",
+        unset=f"{DEFAULT_EVAL_NEGATIVES} with --protocol sampled",
+    )
+    patience: int | None = _setting(10, "early-stopping patience, in evaluations", zero_disables=True)
+    valid_metric: str = _setting("ndcg@10", "metric that picks the best epoch", choices=METRIC_NAMES)
+    eval_every: int = _setting(1, "validate every this many epochs")
+    eval_batch_size: int = _setting(1024, "users per evaluation batch")
+    compile: bool = _setting(False, "wrap the model in torch.compile")
+    precision: str = _setting("auto", "auto is bf16 autocast on CUDA and fp32 elsewhere", choices=PRECISIONS)
+    n_items: int | None = _setting(None, "size of the item table", unset="the data's catalogue")
 
     def __post_init__(self) -> None:
         _choice(self.model, "model", MODELS)
@@ -129,7 +141,9 @@ class TrainConfig:
         for name in ("heads", "patience", "n_items", "negatives", "eval_negatives"):
             if getattr(self, name) is not None:
                 _int(getattr(self, name), name, 1)
-        attention_shape(self.model, self.dim, self.heads)  # raises for a bad head count
+        # The one place the head count is resolved (raises for a bad one); the
+        # model builder and the parameter count take this shape as it is.
+        object.__setattr__(self, "_attention", attention_shape(self.model, self.dim, self.heads))
         _number(self.lr, "lr", low=0.0, low_open=True)
         _number(self.weight_decay, "weight_decay", low=0.0)
         _number(self.min_lr_ratio, "min_lr_ratio", low=0.0, high=1.0)
@@ -154,9 +168,14 @@ class TrainConfig:
 
     # ------------------------------------------------------------ resolved
     @property
+    def attention(self) -> AttentionShape:
+        """Head count and head size actually used (automatic when ``heads`` is None)."""
+        return self._attention  # type: ignore[attr-defined]  # set once by __post_init__
+
+    @property
     def resolved_heads(self) -> int:
         """The head count actually used (automatic when ``heads`` is None)."""
-        return attention_shape(self.model, self.dim, self.heads).heads
+        return self.attention.heads
 
     @property
     def resolved_negatives(self) -> int | None:

@@ -170,7 +170,7 @@ def _table_size(seqs: Sequences, config: TrainConfig) -> int:
 
 def _build(config: TrainConfig, n_items: int) -> SequentialRecommender:
     return build_model(
-        config.model, n_items, config.layers, config.dim, config.heads, config.max_len, config.resolved_dropout
+        config.model, n_items, config.layers, config.dim, config.attention, config.max_len, config.resolved_dropout
     )
 
 
@@ -455,7 +455,9 @@ class _Run:
         self.model.load_state_dict(self.best_state)
         test = self._evaluate("test")
         seqs = self.seqs
-        size = partial(param_count, config.model, config.layers, config.dim, self.n_items, config.max_len, config.heads)
+        size = partial(
+            param_count, config.model, config.layers, config.dim, self.n_items, config.max_len, config.attention
+        )
         return TrainResult(
             config=config,
             metrics=test,

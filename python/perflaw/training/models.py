@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from perflaw.sizing import attention_shape, swiglu_hidden
+from perflaw.sizing import AttentionShape, attention_shape, swiglu_hidden
 
 INIT_STD = 0.02
 
@@ -128,9 +128,8 @@ class Llama(SequentialRecommender):
     stream (std 0.02 / sqrt(2 * layers)).
     """
 
-    def __init__(self, n_items: int, layers: int, dim: int, heads: int | None, max_len: int, dropout: float) -> None:
+    def __init__(self, n_items: int, layers: int, dim: int, shape: AttentionShape, max_len: int, dropout: float) -> None:
         super().__init__()
-        shape = attention_shape("llama", dim, heads)
         self.max_len = max_len
         self.item_embedding = nn.Embedding(n_items + 1, dim)
         self.drop = nn.Dropout(dropout)
@@ -208,9 +207,8 @@ class SASRec(SequentialRecommender):
     left-padded batches.
     """
 
-    def __init__(self, n_items: int, layers: int, dim: int, heads: int | None, max_len: int, dropout: float) -> None:
+    def __init__(self, n_items: int, layers: int, dim: int, shape: AttentionShape, max_len: int, dropout: float) -> None:
         super().__init__()
-        shape = attention_shape("sasrec", dim, heads)
         self.max_len, self.dim = max_len, dim
         self.item_embedding = nn.Embedding(n_items + 1, dim)
         self.position_embedding = nn.Embedding(max_len, dim)
@@ -275,9 +273,8 @@ class HSTUBlock(nn.Module):
 class HSTU(SequentialRecommender):
     """A stack of HSTU layers over sqrt(dim)-scaled item embeddings, with a final layer norm."""
 
-    def __init__(self, n_items: int, layers: int, dim: int, heads: int | None, max_len: int, dropout: float) -> None:
+    def __init__(self, n_items: int, layers: int, dim: int, shape: AttentionShape, max_len: int, dropout: float) -> None:
         super().__init__()
-        shape = attention_shape("hstu", dim, heads)
         self.max_len, self.dim = max_len, dim
         self.item_embedding = nn.Embedding(n_items + 1, dim)
         nn.init.normal_(self.item_embedding.weight, std=INIT_STD)
@@ -306,9 +303,19 @@ MODEL_CLASSES = {"llama": Llama, "hstu": HSTU, "sasrec": SASRec}
 
 
 def build_model(
-    model: str, n_items: int, layers: int, dim: int, heads: int | None, max_len: int, dropout: float = 0.0
+    model: str,
+    n_items: int,
+    layers: int,
+    dim: int,
+    heads: int | AttentionShape | None,
+    max_len: int,
+    dropout: float = 0.0,
 ) -> SequentialRecommender:
     """Construct a model by name.
+
+    ``heads`` is a head count, ``None`` for the automatic one, or the
+    ``AttentionShape`` a ``TrainConfig`` resolved already; the head count
+    is resolved here once and the models take the shape as given.
 
     Examples
     --------
@@ -318,4 +325,4 @@ def build_model(
     """
     if model not in MODEL_CLASSES:
         raise ValueError(f"unknown model {model!r}; choose one of {list(MODEL_CLASSES)}")
-    return MODEL_CLASSES[model](n_items, layers, dim, heads, max_len, dropout)
+    return MODEL_CLASSES[model](n_items, layers, dim, attention_shape(model, dim, heads), max_len, dropout)
