@@ -62,8 +62,8 @@ def test_train_writes_result_and_checkpoint(data_file, tmp_path, capsys):
     "flags,message",
     [
         (["--dim", "64", "--heads", "3"], "heads=3 is not valid"),
-        (["--model", "gru4rec"], "unknown model 'gru4rec'"),
-        (["--loss", "hinge"], "unknown loss 'hinge'"),
+        (["--model", "gru4rec"], "invalid choice: 'gru4rec'"),
+        (["--loss", "hinge"], "invalid choice: 'hinge'"),
         (["--max-len", "1"], "max_len must be >= 2"),
         (["--threads", "0"], "--threads must be >= 1"),
     ],

@@ -11,7 +11,12 @@ import json
 import sys
 from typing import Any
 
-FORM_CHOICES = ("auto", "performance", "performance_code", "scaling", "chinchilla")
+from perflaw.commands.flags import add_config_flags, values_from_args
+from perflaw.law.options import FORM_NAMES, FitOptions
+
+FORM_CHOICES = ("auto",) + FORM_NAMES
+# FitOptions fields that have a flag here; their defaults and help come from the dataclass.
+OPTION_FLAGS = ("D", "loss", "n_boot", "bootstrap", "ci", "seed", "holdout")
 
 
 def register(subparsers: Any) -> None:
@@ -55,22 +60,13 @@ def register(subparsers: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results table: .csv, .jsonl or .parquet")
     parser.add_argument("--metric", default=None, help="metric column, e.g. ndcg@10 (default: ndcg@10, loss for chinchilla)")
-    parser.add_argument("--form", default="auto", choices=FORM_CHOICES,
-                        help="law form (default: auto, the identified one for the table: performance_code when a "
-                        "dataset holds one D′, the paper's performance form when D′ varies)")
+    parser.add_argument("--form", default="auto", choices=FORM_CHOICES, metavar="FORM",
+                        help="law form; one of " + ", ".join(FORM_CHOICES) + " (default: auto, the identified one for "
+                        "the table: performance_code when a dataset holds one D′, the paper's performance form when D′ varies)")
     parser.add_argument("--by", default="auto",
                         help="auto (default): one law per dataset and max_len; none: one law over the whole table; "
                         "or the columns whose groups get a law each, e.g. dataset")
-    parser.add_argument("--D", dest="D", default="fixed", choices=("fixed", "free"),
-                        help="performance_code: D′ from the table, or one free D per panel (default: %(default)s)")
-    parser.add_argument("--loss", default="linear", choices=("linear", "huber", "soft_l1"),
-                        help="loss of the least-squares polish (default: %(default)s)")
-    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap refits (default: %(default)s)")
-    parser.add_argument("--bootstrap", default="auto", choices=("auto", "runs", "seeds", "none"),
-                        help="what the bootstrap resamples (default: %(default)s)")
-    parser.add_argument("--ci", type=float, default=0.95, help="interval level (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--no-holdout", action="store_true", help="skip the held-out errors")
+    add_config_flags(parser, FitOptions, OPTION_FLAGS)
     parser.add_argument("--trust-region", default=None, metavar="SPEC",
                         help="where the law is trusted, e.g. N=4:64,d=16:256 (default: the measured range)")
     parser.add_argument("--columns", default=None, metavar="SPEC",
@@ -105,14 +101,7 @@ def parse_trust_region(text: str | None) -> dict[str, tuple[float, float]] | Non
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "D": args.D,
-        "loss": args.loss,
-        "n_boot": args.n_boot,
-        "bootstrap": args.bootstrap,
-        "ci": args.ci,
-        "seed": args.seed,
-        "holdout": not args.no_holdout,
+    return values_from_args(args, FitOptions, OPTION_FLAGS) | {
         "trust_region": parse_trust_region(args.trust_region),
         "columns": _parse_pairs(args.columns, "--columns") or None,
         "progress": sys.stderr.isatty(),

@@ -16,35 +16,49 @@ results of :meth:`Fit.optimum`, :meth:`Fit.budget_optimum` and
 
 from __future__ import annotations
 
-from perflaw.law.backtest import Backtest
-from perflaw.law.fitting import Fit, FitOptions, Prediction, fit, fit_groups
-from perflaw.law.forms import FORMS, CustomForm, Form, Spec, custom_form, get_form
-from perflaw.law.optimum import BudgetOptimum, Optimum, ScalingPotential
-from perflaw.law.panels import PanelAnswer, answer_panels, answers_to_dict
-from perflaw.law.recommend import Recommendation, recommend
-from perflaw.law.table import LawData, read_table
+import importlib
+from typing import Any
 
-__all__ = [
-    "FORMS",
-    "Backtest",
-    "PanelAnswer",
-    "Recommendation",
-    "answer_panels",
-    "answers_to_dict",
-    "recommend",
-    "BudgetOptimum",
-    "CustomForm",
-    "Fit",
-    "FitOptions",
-    "Form",
-    "LawData",
-    "Optimum",
-    "Prediction",
-    "ScalingPotential",
-    "Spec",
-    "custom_form",
-    "fit",
-    "fit_groups",
-    "get_form",
-    "read_table",
-]
+# public name -> the module that defines it. Loaded on first use, so that
+# ``perflaw.law.options`` (the names of forms, losses and modes, FitOptions)
+# is importable without SciPy or pandas.
+_EXPORTS = {
+    "Backtest": "backtest",
+    "Fit": "fitting",
+    "Prediction": "fitting",
+    "fit": "fitting",
+    "fit_groups": "fitting",
+    "FitOptions": "options",
+    "FORM_NAMES": "options",
+    "FORMS": "forms",
+    "CustomForm": "forms",
+    "Form": "forms",
+    "Spec": "forms",
+    "custom_form": "forms",
+    "get_form": "forms",
+    "BudgetOptimum": "optimum",
+    "Optimum": "optimum",
+    "ScalingPotential": "optimum",
+    "PanelAnswer": "panels",
+    "answer_panels": "panels",
+    "answers_to_dict": "panels",
+    "Recommendation": "recommend",
+    "recommend": "recommend",
+    "LawData": "table",
+    "read_table": "table",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'perflaw.law' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"perflaw.law.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -17,7 +17,7 @@ A fit is made in five steps, each recorded in the result:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -27,14 +27,14 @@ import pandas as pd
 from perflaw.law.backtest import Backtest, run_backtest
 from perflaw.law.forms import FORMS, Form, Spec, auto_form, get_form
 from perflaw.law.recommend import Recommendation, recommend
-from perflaw.law.solve import LOSSES, Solution, solve, with_small_blas
-from perflaw.law.table import DEFAULT_PANEL_BY, LawData, build_law_data, read_table
+from perflaw.law.options import FitOptions
+from perflaw.law.solve import Solution, solve, with_small_blas
+from perflaw.law.table import LawData, build_law_data, read_table
 from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
-from perflaw.law.values import bounds_for, check_region, clean, clip_to
+from perflaw.law.values import bounds_for, clean, clip_to
 
 Array = np.ndarray
 
-BOOTSTRAP_MODES = ("auto", "runs", "seeds", "none")
 # A direction of the (column-normalised) Jacobian with a singular value below
 # this fraction of the largest is treated as flat: the data cannot tell the
 # parameters along it apart.
@@ -48,109 +48,6 @@ def _version() -> str:
         return str(__version__)
     except Exception:  # pragma: no cover - partial source tree
         return "unknown"
-
-
-@dataclass(frozen=True)
-class FitOptions:
-    """How a law is fitted. Every field maps one to one onto a ``fit()`` keyword.
-
-    Attributes
-    ----------
-    loss : {"linear", "huber", "soft_l1"}
-        Loss of the least-squares polish.
-    f_scale : float, optional
-        Residual scale of a robust loss (default: 1.4826·MAD of a first fit).
-    n_starts : int
-        Best grid starts (local minima first) that are polished.
-    n_boot : int
-        Bootstrap refits (0: no intervals).
-    bootstrap : {"auto", "runs", "seeds", "none"}
-        ``runs`` resamples whole runs; ``seeds`` resamples the seeds of each
-        configuration; ``auto`` uses ``seeds`` when every configuration has
-        two or more runs, else ``runs``.
-    ci : float
-        Confidence level of the intervals.
-    seed : int
-        Seed of the bootstrap; fits are deterministic given it.
-    holdout : bool
-        Compute leave-one-configuration-out and leave-largest-out errors.
-    holdout_fraction : float
-        Share of configurations (the largest models) held out for the
-        extrapolation error.
-    holdout_starts : int
-        Grid starts polished in each held-out refit (the refits re-run the
-        grid search on the remaining runs; fewer polished starts keep
-        leave-one-out affordable).
-    baseline : bool
-        Also fit the decay-free ``scaling`` form and report its scores.
-    D : {"fixed", "free"}
-        ``performance_code`` only: D′ from the table, or one free D per panel.
-    columns : mapping, optional
-        Variable -> table column overrides (e.g. ``{"D": "tokens"}``).
-    panel_by : tuple of str
-        Columns that define a data panel.
-    trust_region : mapping, optional
-        Variable -> (low, high) where the law is trusted; default the
-        measured range of each variable.
-    direction : {"max", "min"}, optional
-        Whether larger metric values are better; default ``min`` for a loss
-        and ``max`` otherwise.
-    progress : bool
-        Show a progress bar for the bootstrap.
-    """
-
-    loss: str = "linear"
-    f_scale: float | None = None
-    n_starts: int = 6
-    n_boot: int = 200
-    bootstrap: str = "auto"
-    ci: float = 0.95
-    seed: int = 0
-    holdout: bool = True
-    holdout_fraction: float = 0.25
-    holdout_starts: int = 3
-    baseline: bool = True
-    D: str = "fixed"
-    columns: Mapping[str, str] | None = None
-    panel_by: tuple[str, ...] = DEFAULT_PANEL_BY
-    trust_region: Mapping[str, tuple[float, float]] | None = None
-    direction: str | None = None
-    progress: bool = False
-
-    def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.f_scale is not None and not (isinstance(self.f_scale, (int, float)) and self.f_scale > 0):
-            raise ValueError(f"f_scale must be a positive number, got {self.f_scale!r}")
-        for name in ("n_starts", "n_boot", "seed", "holdout_starts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
-        if self.n_starts < 1 or self.holdout_starts < 1:
-            raise ValueError(f"n_starts and holdout_starts must be at least 1, got {self.n_starts}, {self.holdout_starts}")
-        if self.n_boot < 0:
-            raise ValueError(f"n_boot must be non-negative, got {self.n_boot}")
-        if self.bootstrap not in BOOTSTRAP_MODES:
-            raise ValueError(f"bootstrap must be one of {BOOTSTRAP_MODES}, got {self.bootstrap!r}")
-        if not 0 < self.ci < 1:
-            raise ValueError(f"ci must be in (0, 1), got {self.ci!r}")
-        if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
-        if self.D not in ("fixed", "free"):
-            raise ValueError(f"D must be 'fixed' or 'free', got {self.D!r}")
-        if self.direction not in (None, "max", "min"):
-            raise ValueError(f"direction must be 'max' or 'min', got {self.direction!r}")
-        if isinstance(self.panel_by, str):
-            object.__setattr__(self, "panel_by", tuple(c.strip() for c in self.panel_by.split(",") if c.strip()))
-        if self.trust_region is not None:
-            object.__setattr__(self, "trust_region", check_region(self.trust_region))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["columns"] = dict(self.columns) if self.columns else None
-        out["trust_region"] = {k: list(v) for k, v in self.trust_region.items()} if self.trust_region else None
-        out["panel_by"] = list(self.panel_by)
-        return out
 
 
 @dataclass(frozen=True)

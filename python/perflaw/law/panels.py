@@ -19,7 +19,8 @@ import pandas as pd
 
 from perflaw.law.fitting import Fit, fit
 from perflaw.law.recommend import Recommendation, display_name, unfitted
-from perflaw.law.table import DEFAULT_PANEL_BY, read_table, resolve_metric
+from perflaw.law.options import DEFAULT_PANEL_BY
+from perflaw.law.table import read_table, resolve_metric
 
 ALL_RUNS = "all runs"
 

@@ -31,10 +31,10 @@ from scipy.optimize import least_squares, minimize
 from scipy.special import huber, logsumexp
 
 from perflaw.law.forms import HOFFMANN_DELTA, Spec
+from perflaw.law.options import LOSSES
 
 Array = np.ndarray
 
-LOSSES = ("linear", "huber", "soft_l1")
 
 
 def small_blas() -> contextlib.AbstractContextManager:

@@ -20,8 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-# Columns describing the data panel a run belongs to (dataset × max length).
-DEFAULT_PANEL_BY = ("dataset", "max_len")
+from perflaw.law.options import DEFAULT_PANEL_BY  # the columns that define a data panel
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
