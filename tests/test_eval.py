@@ -7,18 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from perflaw.eval import (
-    METRIC_NAMES,
-    ExclusionIndex,
-    hash_bits,
-    leave_one_out,
-    left_pad,
-    metrics_from_ranks,
-    ranks_full,
-    ranks_sampled,
-    sampled_negatives,
-)
+from perflaw.eval import METRIC_NAMES, leave_one_out, left_pad, metrics_from_ranks, sampled_negatives
+from perflaw.sampling import ExclusionIndex, hash_bits
 from perflaw.sequences import Sequences
+from reference import ranks_full, ranks_sampled
 
 
 # ------------------------------------------------------------ slow references

@@ -20,19 +20,21 @@ Ranks and ties
     rank); NaN scores count as -inf, and masked items are never candidates. HR@K = [rank < K], NDCG@K = [rank < K] / log2(rank + 2),
     MRR = 1 / (rank + 1), each averaged over users.
 
-The metric math (:func:`metrics_from_ranks`, :func:`ranks_full`,
-:func:`ranks_sampled`) works on plain NumPy arrays; the batched device
-evaluator (:func:`ranking_task`, :func:`rank_targets`, :func:`evaluate`)
-imports torch only when called.
+The metric math (:func:`metrics_from_ranks`) works on plain NumPy arrays; the
+batched device evaluator (:func:`ranking_task`, :func:`rank_targets`,
+:func:`evaluate`) imports torch only when called. The negatives are drawn by
+:mod:`perflaw.sampling`, which the trainer shares; slow per-user references
+of the ranks live in the tests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence as TypingSequence
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from perflaw.sampling import ExclusionIndex, hash_bits, is_torch
 from perflaw.sequences import Sequences
 
 METRIC_KS = (1, 5, 10, 20, 50)
@@ -40,7 +42,6 @@ METRIC_NAMES = tuple([f"hr@{k}" for k in METRIC_KS] + [f"ndcg@{k}" for k in METR
 SPLITS = ("valid", "test")
 PROTOCOLS = ("full", "sampled")
 _SPLIT_TAG = {"valid": 1, "test": 2}
-_MASK32 = 0xFFFFFFFF
 
 
 # ===================================================================== metrics
@@ -77,64 +78,6 @@ def metrics_from_ranks(ranks: Any, ks: Iterable[int] = METRIC_KS) -> dict[str, f
         metrics[f"ndcg@{k}"] = float(np.mean(np.where(ranks < k, gains, 0.0)))
     metrics["mrr"] = float(np.mean(1.0 / (ranks + 1.0)))
     return metrics
-
-
-def ranks_full(scores: Any, targets: Any, history: TypingSequence[Any] | None = None) -> np.ndarray:
-    """Ranks of each user's target among items 1..n, with the user's history masked.
-
-    Parameters
-    ----------
-    scores : array (users, n_items + 1)
-        Column ``i`` scores item ``i``; column 0 (padding) is ignored.
-    targets : array (users,)
-        Target item of each user, in 1..n_items.
-    history : list of int arrays, optional
-        Items to mask per user (the target is never masked).
-
-    Examples
-    --------
-    >>> s = np.array([[0.0, 0.9, 0.5, 0.7]])
-    >>> ranks_full(s, [2]).tolist(), ranks_full(s, [2], history=[[1]]).tolist()
-    ([2], [1])
-    """
-    scores = np.array(_as_numpy(scores), dtype=np.float64)  # a copy we may overwrite
-    targets = _as_numpy(targets).astype(np.int64)
-    users, width = _check_scores(scores, targets)
-    rows = np.arange(users)
-    scores[np.isnan(scores)] = -np.inf
-    target_scores = scores[rows, targets]
-    # masked entries become NaN, which is never >= anything, even a -inf target
-    scores[:, 0] = np.nan
-    if history is not None:
-        if len(history) != users:
-            raise ValueError(f"history has {len(history)} entries for {users} users")
-        lengths = [len(h) for h in history]
-        flat = np.concatenate([np.asarray(h, dtype=np.int64).reshape(-1) for h in history]) if users else []
-        flat = np.asarray(flat, dtype=np.int64)
-        if flat.size and (flat.min() < 1 or flat.max() >= width):
-            raise ValueError(f"history items must lie in 1..{width - 1}, got {flat.min()}..{flat.max()}")
-        scores[np.repeat(rows, lengths), flat] = np.nan
-    scores[rows, targets] = target_scores
-    return (scores >= target_scores[:, None]).sum(axis=1) - 1
-
-
-def ranks_sampled(target_scores: Any, negative_scores: Any) -> np.ndarray:
-    """Ranks of targets against their sampled negatives (ties count against the target).
-
-    Examples
-    --------
-    >>> ranks_sampled([0.5, 0.1], [[0.1, 0.7], [0.1, 0.0]]).tolist()
-    [1, 1]
-    """
-    target = np.array(_as_numpy(target_scores), dtype=np.float64)
-    negatives = np.array(_as_numpy(negative_scores), dtype=np.float64)
-    if negatives.ndim != 2 or target.shape != (negatives.shape[0],):
-        raise ValueError(
-            f"expected target_scores (users,) and negative_scores (users, k), got {target.shape} and {negatives.shape}"
-        )
-    target[np.isnan(target)] = -np.inf
-    negatives[np.isnan(negatives)] = -np.inf
-    return (negatives >= target[:, None]).sum(axis=1)
 
 
 # ======================================================================= split
@@ -234,98 +177,6 @@ def _head(seqs: Sequences, users: np.ndarray, lengths: np.ndarray) -> Sequences:
     return Sequences(offsets, seqs.items[gather], seqs.user_ids[users], seqs.item_vocab)
 
 
-# ============================================== uniform draws from a complement
-@dataclass(frozen=True)
-class ExclusionIndex:
-    """Per-row sets of excluded items, laid out for exact uniform draws from the rest.
-
-    For row ``r`` with sorted excluded items ``e_0 < e_1 < ...`` (0-based), the
-    ``x``-th allowed item is ``x + #{i : e_i - i <= x}``, so one sorted array of
-    keys ``r * (n_items + 1) + (e_i - i)`` answers every row with one
-    ``searchsorted``: no loops, no rejection, no host round trip.
-
-    Attributes are NumPy arrays or torch tensors (see :meth:`to`).
-    """
-
-    keys: Any
-    starts: Any
-    counts: Any
-    n_items: int
-
-    @classmethod
-    def build(cls, rows: Any, items: Any, n_rows: int, n_items: int) -> "ExclusionIndex":
-        """From (row, item) pairs, items in 1..n_items; duplicates are fine.
-
-        Examples
-        --------
-        >>> index = ExclusionIndex.build([0, 0, 1], [2, 2, 1], n_rows=2, n_items=3)
-        >>> index.counts.tolist()
-        [1, 1]
-        """
-        rows = np.asarray(rows, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        if items.size and (items.min() < 1 or items.max() > n_items):
-            raise ValueError(f"excluded items must lie in 1..{n_items}, got {items.min()}..{items.max()}")
-        order = np.lexsort((items, rows))
-        rows, items = rows[order], items[order]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
-        rows, items = rows[first], items[first]
-        counts = np.bincount(rows, minlength=n_rows).astype(np.int64)
-        starts = np.zeros(n_rows, dtype=np.int64)
-        np.cumsum(counts[:-1], out=starts[1:])
-        rank_in_row = np.arange(len(rows), dtype=np.int64) - starts[rows]
-        keys = rows * (n_items + 1) + (items - 1 - rank_in_row)
-        return cls(keys=keys, starts=starts, counts=counts, n_items=int(n_items))
-
-    def to(self, device: Any) -> "ExclusionIndex":
-        """The same index as torch tensors on ``device``."""
-        import torch
-
-        move = lambda a: torch.tensor(np.asarray(a), dtype=torch.int64, device=device)  # noqa: E731
-        return ExclusionIndex(move(self.keys), move(self.starts), move(self.counts), self.n_items)
-
-    def draw(self, rows: Any, bits: Any, n_bits: int) -> Any:
-        """Allowed items (1-based) for ``rows`` from uniform integers ``bits`` in [0, 2**n_bits).
-
-        A row whose exclusion covers the whole catalogue draws from all items.
-        ``rows`` and ``bits`` broadcast; NumPy in, NumPy out; torch in, torch out.
-        """
-        n = self.n_items
-        allowed = n - self.counts[rows]
-        has_room = allowed > 0
-        offset = (bits * _maximum(allowed, 1)) >> n_bits  # uniform in [0, allowed)
-        query = rows * (n + 1) + offset
-        skipped = _searchsorted(self.keys, query) - self.starts[rows]
-        anywhere = ((bits * n) >> n_bits) + 1
-        return _where(has_room, offset + skipped + 1, anywhere)
-
-
-def hash_bits(seed: int, tag: int, users: Any, draws: Any) -> Any:
-    """32-bit pseudo-random integers, a pure function of (seed, tag, user, draw index).
-
-    Works on int64 NumPy arrays or torch tensors (broadcasting ``users`` against
-    ``draws``), so sampled negatives are identical on every device and batch size.
-
-    Examples
-    --------
-    >>> a = hash_bits(0, 1, np.array([[3]]), np.arange(4)[None, :])
-    >>> bool((a == hash_bits(0, 1, np.array([[3]]), np.arange(4)[None, :])).all()), int(a.max()) < 2**32
-    (True, True)
-    """
-    base = _mix32((int(seed) * 0x9E3779B1 + int(tag) * 0x85EBCA77) & _MASK32)
-    state = _mix32((users * 0x2C1B3C6D + base) & _MASK32)
-    return _mix32((state + draws * 0x297A2D39) & _MASK32)
-
-
-def _mix32(x: Any) -> Any:
-    # Two xor-shift-multiply rounds on 32-bit values held in int64; the
-    # multiplier is < 2**27, so no product overflows.
-    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
-    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
-    return (x >> 16) ^ x
-
-
 def sampled_negatives(
     index: ExclusionIndex, rows: Any, users: Any, k: int, seed: int, which: str
 ) -> Any:
@@ -345,7 +196,7 @@ def sampled_negatives(
     which : {"valid", "test"}
         The split, so validation and test draw different negatives.
     """
-    if _is_torch(rows):
+    if is_torch(rows):
         import torch
 
         draws = torch.arange(k, device=rows.device, dtype=torch.int64)
@@ -543,17 +394,6 @@ def _protocol(protocol: Any) -> str:
     return protocol
 
 
-def _check_scores(scores: np.ndarray, targets: np.ndarray) -> tuple[int, int]:
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (users, n_items + 1), got shape {scores.shape}")
-    users, width = scores.shape
-    if targets.shape != (users,):
-        raise ValueError(f"targets must have shape ({users},), got {targets.shape}")
-    if users and (targets.min() < 1 or targets.max() >= width):
-        raise ValueError(f"targets must lie in 1..{width - 1}, got {targets.min()}..{targets.max()}")
-    return users, width
-
-
 def _count_at_least(values: Any, threshold: Any) -> Any:
     """Per row, how many ``values`` are >= ``threshold`` (torch, int64).
 
@@ -566,31 +406,7 @@ def _count_at_least(values: Any, threshold: Any) -> Any:
     return torch.sum(hits, dim=1, dtype=torch.int32).to(torch.int64)
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.startswith("torch")
-
-
 def _as_numpy(x: Any) -> np.ndarray:
-    if _is_torch(x):
+    if is_torch(x):
         return x.detach().cpu().numpy()
     return np.asarray(x)
-
-
-def _searchsorted(keys: Any, query: Any) -> Any:
-    if _is_torch(keys):
-        import torch
-
-        return torch.searchsorted(keys, query.contiguous(), right=True)
-    return np.searchsorted(keys, query, side="right")
-
-
-def _where(condition: Any, a: Any, b: Any) -> Any:
-    if _is_torch(condition):
-        import torch
-
-        return torch.where(condition, a, b)
-    return np.where(condition, a, b)
-
-
-def _maximum(a: Any, value: int) -> Any:
-    return a.clamp(min=value) if _is_torch(a) else np.maximum(a, value)

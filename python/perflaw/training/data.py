@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from perflaw.eval import ExclusionIndex
+from perflaw.sampling import ExclusionIndex
 from perflaw.sequences import Sequences
 
 # Batches per length-sorted chunk on the CPU (see epoch_batches).

@@ -7,7 +7,7 @@
 * ``sampled_softmax``: softmax over the target and its sampled negatives.
 
 Negatives are drawn uniformly from the items outside the user's training
-items (:meth:`perflaw.eval.ExclusionIndex.draw`). Losses are computed in
+items (:meth:`perflaw.sampling.ExclusionIndex.draw`). Losses are computed in
 float32 and averaged over real positions.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from perflaw.eval import ExclusionIndex
+from perflaw.sampling import ExclusionIndex
 
 NEGATIVE_BITS = 31
 
