@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from perflaw.law.backtest import Backtest, run_backtest
-from perflaw.law.forms import FORMS, Form, Spec, auto_form, get_form
+from perflaw.law.custom import get_form
+from perflaw.law.forms import FORMS, Form, Spec, auto_form
 from perflaw.law.recommend import Recommendation, recommend
 from perflaw.law.options import FitOptions
 from perflaw.law.solve import Solution, solve, with_small_blas

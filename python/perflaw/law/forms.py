@@ -30,7 +30,6 @@ custom
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -69,6 +68,9 @@ HOFFMANN_GRID = {
     "beta": np.arange(0.0, 2.0 + 1e-9, 0.5),
 }
 HOFFMANN_DELTA = 1e-3
+
+# Table columns each variable reads by default (candidates, first present wins).
+DEFAULT_COLUMNS = {"N": ("layers", "N"), "d": ("dim", "d"), "D": ("d_prime", "tokens", "D")}
 
 
 @dataclass
@@ -229,7 +231,7 @@ class Form:
 # shared helpers
 
 
-def _distinct_or_hold(form: Form, data: LawData, fitted: Sequence[str]) -> dict[str, float]:
+def distinct_or_hold(form: Form, data: LawData, fitted: Sequence[str]) -> dict[str, float]:
     """Held variables; a single value of any other fitted variable is an error."""
     held: dict[str, float] = {}
     for var in fitted:
@@ -246,7 +248,7 @@ def _distinct_or_hold(form: Form, data: LawData, fitted: Sequence[str]) -> dict[
     return held
 
 
-def _grid(*axes: Sequence[float]) -> Array:
+def start_grid(*axes: Sequence[float]) -> Array:
     if not axes:
         return np.zeros((1, 0))
     mesh = np.meshgrid(*[np.asarray(a, dtype=np.float64) for a in axes], indexing="ij")
@@ -258,7 +260,7 @@ def _power(x: Array, exponent: Array) -> Array:
     return np.exp(-np.outer(exponent, np.log(x)))
 
 
-def _bounds(names: Sequence[str], table: Mapping[str, tuple[float, float]]) -> tuple[Array, Array]:
+def param_bounds(names: Sequence[str], table: Mapping[str, tuple[float, float]]) -> tuple[Array, Array]:
     lower = np.array([table.get(n, (-np.inf, np.inf))[0] for n in names], dtype=np.float64)
     upper = np.array([table.get(n, (-np.inf, np.inf))[1] for n in names], dtype=np.float64)
     return lower, upper
@@ -284,16 +286,16 @@ class PerformanceForm(Form):
     """
 
     def specify(self, data: LawData, **options: Any) -> Spec:
-        held = _distinct_or_hold(self, data, self.variables)
+        held = distinct_or_hold(self, data, self.variables)
         d_fitted = "D" not in held
         names = ("w1", "w2", "w3", "w4", "p1", "b") + (("p2", "w5") if d_fitted else ())
         fixed = {} if d_fitted else {"p2": 0.0, "w5": 1.0}
         exponent = (-EXPONENT_BOUND, EXPONENT_BOUND)
-        lower, upper = _bounds(
+        lower, upper = param_bounds(
             names, {"w3": exponent, "w4": exponent, "w5": exponent, "p1": (-AMPLITUDE_BOUND, AMPLITUDE_BOUND)}
         )
         axes = [EXPONENT_GRID, EXPONENT_GRID, AMPLITUDE_GRID] + ([DATA_EXPONENT_GRID] if d_fitted else [])
-        grid = _grid(*axes)
+        grid = start_grid(*axes)
 
         def basis(g: Array, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
             lnN, lnd = np.log(X["N"]), np.log(X["d"])
@@ -387,13 +389,13 @@ class PerformanceCodeForm(Form):
             raise ValueError(f"performance_code: D must be 'fixed' or 'free', got {mode!r}")
         if mode == "free":
             return self._specify_free(data)
-        held = _distinct_or_hold(self, data, self.variables)
+        held = distinct_or_hold(self, data, self.variables)
         d_fitted = "D" not in held
         names = ("w1", "w2", "w3", "w4", "b") + (("w5",) if d_fitted else ())
         fixed = {} if d_fitted else {"w5": 1.0}
         exponent = (-EXPONENT_BOUND, EXPONENT_BOUND)
-        lower, upper = _bounds(names, {"w3": exponent, "w4": exponent, "w5": exponent})
-        grid = _grid(EXPONENT_GRID, EXPONENT_GRID, *([DATA_EXPONENT_GRID] if d_fitted else []))
+        lower, upper = param_bounds(names, {"w3": exponent, "w4": exponent, "w5": exponent})
+        grid = start_grid(EXPONENT_GRID, EXPONENT_GRID, *([DATA_EXPONENT_GRID] if d_fitted else []))
 
         def basis(g: Array, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
             lnN, lnd = np.log(X["N"]), np.log(X["d"])
@@ -435,7 +437,7 @@ class PerformanceCodeForm(Form):
         )
 
     def _specify_free(self, data: LawData) -> Spec:
-        _distinct_or_hold(self, data, ("N", "d"))
+        distinct_or_hold(self, data, ("N", "d"))
         labels = data.panel_labels
         n_panels = len(labels)
         d_names = ("D",) if n_panels == 1 else tuple(f"D[{label}]" for label in labels)
@@ -443,8 +445,8 @@ class PerformanceCodeForm(Form):
         exponent = (-EXPONENT_BOUND, EXPONENT_BOUND)
         table = {"w3": exponent, "w4": exponent, "w5": exponent}
         table.update({n: FREE_D_BOUNDS for n in d_names})
-        lower, upper = _bounds(names, table)
-        grid = _grid(EXPONENT_GRID, EXPONENT_GRID)
+        lower, upper = param_bounds(names, table)
+        grid = start_grid(EXPONENT_GRID, EXPONENT_GRID)
 
         def basis(g: Array, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
             # In the grid stage the per-panel data term plus b is one free
@@ -574,9 +576,9 @@ class ScalingForm(Form):
             raise ValueError(f"scaling: D must be 'fixed' or 'free', got {mode!r}")
         if mode == "free":
             return self._specify_free(data)
-        held = _distinct_or_hold(self, data, self.variables)
+        held = distinct_or_hold(self, data, self.variables)
         names = ("w1", "w2", "b")
-        lower, upper = _bounds(names, {})
+        lower, upper = param_bounds(names, {})
 
         def basis(g: Array, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
             D = X["D"] if "D" not in held else np.full(len(X["N"]), held["D"])
@@ -598,11 +600,11 @@ class ScalingForm(Form):
     def _specify_free(self, data: LawData) -> Spec:
         """Baseline for ``performance_code`` with a free D: the data term is one
         free intercept per panel."""
-        _distinct_or_hold(self, data, ("N", "d"))
+        distinct_or_hold(self, data, ("N", "d"))
         labels = data.panel_labels
         b_names = ("b",) if len(labels) == 1 else tuple(f"b[{label}]" for label in labels)
         names = ("w1", "w2") + b_names
-        lower, upper = _bounds(names, {})
+        lower, upper = param_bounds(names, {})
 
         def basis(g: Array, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
             A = np.column_stack([np.log(X["N"]), np.log(X["d"]), np.eye(len(labels))[panel]])
@@ -644,7 +646,7 @@ class ChinchillaForm(Form):
     """
 
     def specify(self, data: LawData, **options: Any) -> Spec:
-        _distinct_or_hold(self, data, self.variables)
+        distinct_or_hold(self, data, self.variables)
         if np.any(data.y <= 0):
             bad = float(data.y[np.flatnonzero(data.y <= 0)[0]])
             raise ValueError(f"chinchilla fits log L: the loss must be positive, found {bad!r}")
@@ -654,7 +656,7 @@ class ChinchillaForm(Form):
         return Spec(
             form=self.name, formula=self.formula, names=names, lower=lower, upper=upper,
             variables=self.variables, evaluate=self._evaluate, objective="hoffmann",
-            grid=_grid(*HOFFMANN_GRID.values()),  # columns a, b, e, alpha, beta
+            grid=start_grid(*HOFFMANN_GRID.values()),  # columns a, b, e, alpha, beta
             panel_labels=data.panel_labels,
         )
 
@@ -663,179 +665,26 @@ class ChinchillaForm(Form):
 
 
 # ---------------------------------------------------------------------------
-# user-defined forms
-
-
-@dataclass(frozen=True)
-class CustomForm(Form):
-    """A form given as a Python callable (see :func:`custom_form`)."""
-
-    func: Callable[..., Any] | None = None
-    param_names: tuple[str, ...] = ()
-    p0: Mapping[str, float] = field(default_factory=dict)
-    starts: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-
-    def specify(self, data: LawData, **options: Any) -> Spec:
-        _distinct_or_hold(self, data, self.variables)
-        names = self.param_names
-        lower, upper = _bounds(names, self.bounds)
-        axes = [self.starts.get(n, (self.p0.get(n, 1.0),)) for n in names]
-        grid = _grid(*axes)
-        return Spec(
-            form=self.name, formula=self.formula, names=names, lower=lower, upper=upper,
-            variables=self.variables, evaluate=self._evaluate, grid=grid, grid_names=names,
-            panel_labels=data.panel_labels,
-        )
-
-    def _evaluate(self, p: Mapping[str, float], X: Mapping[str, Array], panel: Array) -> Array:
-        assert self.func is not None
-        kwargs = {n: p[n] for n in self.param_names}
-        out = np.asarray(self.func(*[X[v] for v in self.variables], **kwargs), dtype=np.float64)
-        n = len(next(iter(X.values())))
-        if out.shape != (n,):
-            out = np.broadcast_to(out, (n,)).astype(np.float64)
-        return out
-
-
-_DEFAULT_COLUMNS = {"N": ("layers", "N"), "d": ("dim", "d"), "D": ("d_prime", "tokens", "D")}
-
-
-def custom_form(
-    func: Callable[..., Any],
-    *,
-    variables: Sequence[str] | None = None,
-    params: Sequence[str] | None = None,
-    p0: Mapping[str, float] | None = None,
-    starts: Mapping[str, Sequence[float]] | None = None,
-    bounds: Mapping[str, tuple[float, float]] | None = None,
-    columns: Mapping[str, str | Sequence[str]] | None = None,
-    name: str | None = None,
-    formula: str | None = None,
-    metric: str = "ndcg@10",
-) -> CustomForm:
-    """Wrap a Python callable as a law form.
-
-    The callable takes the variables positionally and the parameters as
-    keywords. By default its keyword-only arguments are the parameters and
-    its positional ones the variables; ``variables``/``params`` override that.
-    Variables ``N``, ``d`` and ``D`` read the ``layers``, ``dim`` and
-    ``d_prime`` (or ``tokens``) columns; any other variable reads the column
-    of the same name unless ``columns`` says otherwise.
-
-    Parameters
-    ----------
-    func : callable
-        ``func(*variables, **params) -> array``.
-    variables, params : sequence of str, optional
-        Names of the variables and parameters.
-    p0 : mapping, optional
-        Start value per parameter (default 1.0).
-    starts : mapping, optional
-        Several start values per parameter; the fitter tries their product.
-    bounds : mapping, optional
-        ``(lower, upper)`` per parameter.
-    columns : mapping, optional
-        Variable -> table column (or candidate columns).
-    name, formula : str, optional
-        Labels for reports.
-    metric : str
-        Default metric column.
-
-    Examples
-    --------
-    >>> def law(N, d, *, a, alpha, c):
-    ...     return c - a * N ** -alpha - 0.0 * d
-    >>> form = custom_form(law, starts={"alpha": (0.5, 1.0)})
-    >>> form.variables, form.param_names
-    (('N', 'd'), ('a', 'alpha', 'c'))
-    """
-    if not callable(func):
-        raise TypeError(f"custom_form needs a callable, got {type(func).__name__}")
-    variables, params = _split_signature(func, variables, params)
-    if not params:
-        raise ValueError("custom_form: the callable has no parameters to fit")
-    overlap = set(variables) & set(params)
-    if overlap:
-        raise ValueError(f"custom_form: names are both variables and parameters: {sorted(overlap)}")
-    for label, mapping in (("p0", p0), ("starts", starts), ("bounds", bounds)):
-        unknown = sorted(set(mapping or {}) - set(params))
-        if unknown:
-            raise ValueError(f"custom_form: {label} names unknown parameters {unknown} (parameters: {list(params)})")
-    cols: dict[str, tuple[str, ...]] = {}
-    for var in variables:
-        given = (columns or {}).get(var)
-        if given is not None:
-            cols[var] = (given,) if isinstance(given, str) else tuple(given)
-        else:
-            cols[var] = _DEFAULT_COLUMNS.get(var, (var,))
-    label = name or getattr(func, "__name__", "custom")
-    return CustomForm(
-        name=label,
-        formula=formula or f"{label}({', '.join(variables)}; {', '.join(params)})",
-        columns=cols,
-        default_metric=metric,
-        func=func,
-        param_names=tuple(params),
-        p0=dict(p0 or {}),
-        starts={k: tuple(float(x) for x in v) for k, v in (starts or {}).items()},
-        bounds={k: (float(v[0]), float(v[1])) for k, v in (bounds or {}).items()},
-    )
-
-
-def _split_signature(
-    func: Callable[..., Any], variables: Sequence[str] | None, params: Sequence[str] | None
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    try:
-        sig = inspect.signature(func)
-    except (TypeError, ValueError) as exc:
-        if variables is None or params is None:
-            raise TypeError("custom_form: cannot read the callable's signature; pass variables= and params=") from exc
-        return tuple(variables), tuple(params)
-    positional = [
-        p.name for p in sig.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
-    keyword = [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
-    if variables is None and params is None:
-        if keyword:
-            return tuple(positional), tuple(keyword)
-        known = [n for n in positional if n in _DEFAULT_COLUMNS]
-        if not known:
-            raise ValueError(
-                "custom_form: cannot tell variables from parameters; make the parameters "
-                "keyword-only (def f(N, d, *, a, b)) or pass variables= and params="
-            )
-        return tuple(known), tuple(n for n in positional if n not in known)
-    if variables is None:
-        variables = [n for n in positional + keyword if n not in set(params or ())]
-    if params is None:
-        params = [n for n in positional + keyword if n not in set(variables)]
-    return tuple(variables), tuple(params)
-
-
-# ---------------------------------------------------------------------------
 # registry
 
-_PERF_COLUMNS = {"N": ("layers", "N"), "d": ("dim", "d"), "D": ("d_prime", "tokens", "D")}
 
 FORMS: dict[str, Form] = {
     "performance": PerformanceForm(
         name="performance",
         formula="w1·(ln N + p1/N^w3) + w2·(ln d + p1/d^w4) + (ln D′ + p2/D′^w5) + b",
-        columns=_PERF_COLUMNS,
+        columns=DEFAULT_COLUMNS,
         holdable=("D",),
     ),
     "performance_code": PerformanceCodeForm(
         name="performance_code",
         formula="w1·(−1/(2N^w3) − w3·ln N) + w2·(−1/(2d^w4) − w4·ln d) + (−1/(2D′^w5) − w5·ln D′) + b",
-        columns=_PERF_COLUMNS,
+        columns=DEFAULT_COLUMNS,
         holdable=("D",),
     ),
     "scaling": ScalingForm(
         name="scaling",
         formula="w1·ln N + w2·ln d + ln D′ + b",
-        columns=_PERF_COLUMNS,
+        columns=DEFAULT_COLUMNS,
         holdable=("D",),
     ),
     "chinchilla": ChinchillaForm(
@@ -867,25 +716,3 @@ def auto_form(frame: Any) -> str:
     if column is None or frame[column].nunique() <= 1:
         return "performance_code"
     return "performance"
-
-
-def get_form(form: str | Form) -> Form:
-    """The form called ``form``, or ``form`` itself when it is a Form.
-
-    A plain callable is wrapped with :func:`custom_form`.
-
-    Examples
-    --------
-    >>> get_form("scaling").formula
-    'w1·ln N + w2·ln d + ln D′ + b'
-    """
-    if isinstance(form, Form):
-        return form
-    if isinstance(form, str):
-        key = form.strip().lower().replace("-", "_")
-        if key not in FORMS:
-            raise ValueError(f"unknown law form {form!r}; choose one of {sorted(FORMS)} or pass a callable")
-        return FORMS[key]
-    if callable(form):
-        return custom_form(form)
-    raise TypeError(f"form must be a name, a Form or a callable, got {type(form).__name__}")

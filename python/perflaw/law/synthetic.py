@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from perflaw.law.forms import get_form
+from perflaw.law.custom import get_form
 
 PAPER_LAYERS = (4, 8, 12, 16, 24, 32)
 PAPER_DIMS = (25, 50, 75, 100)
