@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from perflaw.atomic import write_text_atomic
+from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
 
 # Columns of results.csv, in this order when present; nested fields stay in results.json.
 _TABLE_COLUMNS = [
@@ -77,11 +78,11 @@ def make_report(
     results: Any,
     out_dir: str | Path,
     metric: str = "ndcg@10",
-    n_boot: int = 200,
+    n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     budget: float | None = None,
     title: str = "perflaw report",
-    reach: float = 1.0,
+    reach: float = DEFAULT_REACH,
 ) -> Report:
     """Fit the law to each dataset of ``results``, recommend a size, write the report folder.
 

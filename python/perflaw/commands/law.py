@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from perflaw.commands.flags import add_config_flags, values_from_args
-from perflaw.law.options import FORM_NAMES, FitOptions
+from perflaw.law.options import DEFAULT_REACH, FORM_NAMES, FitOptions
 
 FORM_CHOICES = ("auto",) + FORM_NAMES
 # FitOptions fields that have a flag here; their defaults and help come from the dataclass.
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     _common(fit)
-    fit.add_argument("--reach", type=float, default=1.0,
+    fit.add_argument("--reach", type=float, default=DEFAULT_REACH,
                      help="let the recommendation look up to this many times beyond the largest trained N and d "
                      "(default 1: inside the trained sizes; beyond, the answer is never of high confidence)")
     fit.add_argument("--budget", type=float, default=None, metavar="MAX_PARAMS",

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
+
 # The demo's data: one Markov chain (entropy rate about 3.1 nats/item) sampled at three
 # log sizes, so the largest models over-fit the smaller logs (see `demo_spec`).
 DEMO_CHAIN = {"items": 1000, "teleport": 0.3, "branching": 8, "concentration": 0.5, "seed": 1}
@@ -162,9 +164,10 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results")
     parser.add_argument("--out", default=None, help="report folder (default: RESULTS/report or next to the table)")
     parser.add_argument("--metric", default="ndcg@10", help="accuracy metric to fit and recommend on (default: %(default)s)")
-    parser.add_argument("--n-boot", type=int, default=200, help="bootstrap refits for the intervals (default: %(default)s)")
+    parser.add_argument("--n-boot", type=int, default=DEFAULT_N_BOOT,
+                        help="bootstrap refits for the intervals (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: %(default)s)")
-    parser.add_argument("--reach", type=float, default=1.0,
+    parser.add_argument("--reach", type=float, default=DEFAULT_REACH,
                         help="let the recommendation look up to this many times beyond the largest trained N and d "
                         "(default 1: inside the trained sizes)")
     parser.add_argument("--budget", type=float, default=None,

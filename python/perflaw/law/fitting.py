@@ -28,7 +28,7 @@ from perflaw.law.backtest import Backtest, run_backtest
 from perflaw.law.custom import get_form
 from perflaw.law.forms import FORMS, Form, Spec, auto_form
 from perflaw.law.recommend import Recommendation, recommend
-from perflaw.law.options import FitOptions
+from perflaw.law.options import DEFAULT_REACH, FitOptions
 from perflaw.law.solve import Solution, solve, with_small_blas
 from perflaw.law.table import LawData, build_law_data, read_table
 from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
@@ -271,7 +271,7 @@ class Fit:
 
     # -- uses (see perflaw.law.optimum) ---------------------------------
 
-    def recommend(self, *, panel: str | None = None, reach: float = 1.0) -> Recommendation:
+    def recommend(self, *, panel: str | None = None, reach: float = DEFAULT_REACH) -> Recommendation:
         """The configuration to train, with its confidence; see :func:`perflaw.law.recommend.recommend`."""
         return recommend(self, panel=panel, reach=reach)
 

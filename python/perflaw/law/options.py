@@ -19,6 +19,9 @@ LOSSES = ("linear", "huber", "soft_l1")
 BOOTSTRAP_MODES = ("auto", "runs", "seeds", "none")
 D_MODES = ("fixed", "free")
 DEFAULT_PANEL_BY = ("dataset", "max_len")
+# How far beyond the largest trained N and d a recommendation may look (1: not beyond).
+DEFAULT_REACH = 1.0
+DEFAULT_N_BOOT = 200
 
 
 def _setting(default: Any, help: str, **cli: Any) -> Any:
@@ -78,7 +81,7 @@ class FitOptions:
     loss: str = _setting("linear", "loss of the least-squares polish", choices=LOSSES)
     f_scale: float | None = None
     n_starts: int = 6
-    n_boot: int = _setting(200, "bootstrap refits for the intervals; 0: no intervals")
+    n_boot: int = _setting(DEFAULT_N_BOOT, "bootstrap refits for the intervals; 0: no intervals")
     bootstrap: str = _setting(
         "auto", "what the bootstrap resamples (auto: seeds when every configuration has two or more runs)",
         choices=BOOTSTRAP_MODES,

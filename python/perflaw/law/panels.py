@@ -19,7 +19,7 @@ import pandas as pd
 
 from perflaw.law.fitting import Fit, fit
 from perflaw.law.recommend import Recommendation, display_name, unfitted
-from perflaw.law.options import DEFAULT_PANEL_BY
+from perflaw.law.options import DEFAULT_PANEL_BY, DEFAULT_REACH
 from perflaw.law.table import read_table, resolve_metric
 
 ALL_RUNS = "all runs"
@@ -56,7 +56,7 @@ def answer_panels(
     *,
     by: str | Sequence[str] = "auto",
     form: str = "auto",
-    reach: float = 1.0,
+    reach: float = DEFAULT_REACH,
     **options: Any,
 ) -> dict[str, PanelAnswer]:
     """Fit ``form`` to each data panel and recommend a size for it.

@@ -45,6 +45,7 @@ import numpy as np
 
 from perflaw.law.backtest import seed_noise
 from perflaw.law.optimum import default_param_counter
+from perflaw.law.options import DEFAULT_REACH
 from perflaw.law.values import clean, clip_to
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -115,7 +116,7 @@ class Recommendation:
     reasons: tuple[str, ...]
     next_runs: tuple[dict[str, Any], ...] = ()
     ci: float = 0.95
-    reach: float = 1.0
+    reach: float = DEFAULT_REACH
     seed_noise: float | None = None
     optimum_range: dict[str, tuple[float, float]] = field(default_factory=dict)
 
@@ -203,7 +204,7 @@ class _Panel:
         return max(c["dim"] for c in self.configs)
 
 
-def recommend(fit: "Fit", *, panel: str | None = None, reach: float = 1.0) -> Recommendation:
+def recommend(fit: "Fit", *, panel: str | None = None, reach: float = DEFAULT_REACH) -> Recommendation:
     """The configuration to train on a panel, by the rule of the module doc.
 
     Parameters
