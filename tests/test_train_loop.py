@@ -281,3 +281,26 @@ def test_bf16_autocast_trains_on_cpu():
     assert result.precision == "bf16"
     losses = [entry["loss"] for entry in result.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.8 * losses[0]
+
+
+# ------------------------------------------------------------- a diverging run
+def test_a_diverging_run_stops_with_a_clear_error_instead_of_metrics(tmp_path):
+    from perflaw.errors import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="training diverged in epoch 1: the mean loss is nan"):
+        train(random_data(), tiny(lr=1e6, grad_clip=None, epochs=5), progress=False, checkpoint_dir=tmp_path)
+    assert not (tmp_path / "last.pt").exists()  # nothing of the diverged epoch was kept
+
+
+def test_a_non_finite_gradient_is_caught_even_when_the_loss_is_finite(monkeypatch):
+    from perflaw.errors import TrainingDiverged
+
+    real_clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, max_norm: real_clip(params, max_norm) * float("inf"))
+    with pytest.raises(TrainingDiverged, match="step\\(s\\) had a non-finite gradient norm"):
+        train(random_data(), tiny(epochs=1), progress=False)
+
+
+def test_a_healthy_run_is_not_flagged():
+    assert train(random_data(), tiny(lr=1e-2, epochs=2), progress=False).epochs_run == 2

@@ -33,6 +33,10 @@ _EXPORTS = {
     "train": "perflaw.training",
     "TrainConfig": "perflaw.training",
     "TrainResult": "perflaw.training",
+    "PerflawError": "perflaw.errors",
+    "PerflawTypeError": "perflaw.errors",
+    "TrainingDiverged": "perflaw.errors",
+    "MissingDependency": "perflaw.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

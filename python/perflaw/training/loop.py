@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from perflaw.atomic import atomic_path
-
+from perflaw.errors import TrainingDiverged
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
 from perflaw.training.config import TrainConfig
@@ -236,6 +236,7 @@ class _Run:
                     floor=config.min_lr_ratio),
         )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        self.bad_gradients = torch.zeros((), dtype=torch.int64, device=device)  # see _train_epoch
         use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
         self.amp_dtype = torch.bfloat16 if use_bf16 else None
         self.progress = _Progress()
@@ -323,11 +324,37 @@ class _Run:
         self.model.train()
         started = time.perf_counter()
         total = torch.zeros((), device=self.device)
+        # Steps whose gradient norm was not finite, counted on the device (no sync per step).
+        self.bad_gradients = torch.zeros((), dtype=torch.int64, device=self.device)
         for inputs, targets, users in epoch_batches(self.data, self.config.batch_size, self.generator, self.compact):
             total += self._step(inputs, targets, users)
             bar.update(1)
         loss = total.item() / self.data.n_targets  # the one host sync of the epoch
+        self._check_health(loss)
         return loss, time.perf_counter() - started
+
+    def _check_health(self, loss: float) -> None:
+        """Stop a run whose loss, gradients or parameters are no longer finite.
+
+        A diverged model still ranks items (its NaN scores tie), so without this
+        check its metrics would look like a result. The checkpoint of the last
+        healthy epoch is kept, as this runs before the epoch is saved.
+        """
+        epoch = self.progress.epoch + 1
+        bad_gradients = int(self.bad_gradients.item())
+        finite_parameters = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if math.isfinite(loss) and finite_parameters and not bad_gradients:
+            return
+        what = [] if math.isfinite(loss) else [f"the mean loss is {loss}"]
+        if bad_gradients:
+            what.append(f"{bad_gradients} step(s) had a non-finite gradient norm")
+        if not finite_parameters:
+            what.append("the parameters hold NaN or infinite values")
+        config = self.config
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch}: {'; '.join(what)} (lr={config.lr}, grad_clip={config.grad_clip}, "
+            f"precision={config.precision}); lower the learning rate or keep gradient clipping on"
+        )
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """One optimiser step; returns the summed (not averaged) loss, detached."""
@@ -349,7 +376,8 @@ class _Run:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+            self.bad_gradients += ~torch.isfinite(norm)
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach() * valid.sum()
