@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap refits to time (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats of the single fit (median)")
     parser.add_argument("--noise", type=float, default=0.0015, help="noise sd of the synthetic NDCG")
+    parser.add_argument("--long-rows", type=int, nargs="*", default=[10_000, 100_000],
+                        help="also time a default fit (200 bootstrap refits, backtest) of tables this long: "
+                        "the 24 configurations repeated over seeds (default: %(default)s)")
     parser.add_argument("--hoffmann-full", action="store_true",
                         help="also run L-BFGS from all 4,500 Hoffmann starts (slow)")
     args = parser.parse_args(argv)
@@ -73,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
             "loo24_s": round(loo_s, 2), "grid": law.convergence["grid_points"],
         })
     print(pd.DataFrame(rows).to_string(index=False))
+
+    for n_rows in args.long_rows:
+        seeds = -(-n_rows // len(table))
+        long = pd.concat([synthetic_runs(noise=args.noise, seed=s) for s in range(seeds)], ignore_index=True)[:n_rows]
+        fit_s, law = _timed(lambda: perflaw.fit(long, metric="ndcg@10"), 1)
+        print(f"\na table of {len(long):,} runs ({law.n_configs} configurations): default fit {fit_s:.1f} s, "
+              f"form {law.form}, converged {law.converged}, R² {law.r2:.4f}")
 
     print("\nchinchilla (30 runs, Hoffmann et al. objective)")
     truth = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}

@@ -271,3 +271,31 @@ def test_chinchilla_recovers_a_loss_surface_and_its_compute_optimum():
     assert best.point["N"] == pytest.approx(math.exp(numeric.x), rel=1e-4)
     assert best.point["N"] * best.point["D"] * 6 == pytest.approx(C)
     assert best.value == pytest.approx(numeric.fun, rel=1e-9)
+
+
+# ------------------------------------------------- long tables: repeated runs grouped
+def test_runs_of_one_configuration_are_fitted_as_their_weighted_mean_with_the_same_answer():
+    from perflaw.law.forms import FORMS
+    from perflaw.law.solve import _solve, solve
+    from perflaw.law.synthetic import synthetic_runs
+    from perflaw.law.table import build_law_data
+
+    table = pd.concat([synthetic_runs(noise=0.003, seed=s) for s in range(5)], ignore_index=True)
+    data = build_law_data(table, "ndcg@10", FORMS["performance_code"].columns)
+    spec = FORMS["performance_code"].specify(data)
+    grouped = solve(spec, data.X, data.panel, data.y)
+    every_run = _solve(spec, data.X, data.panel, data.y, np.ones(data.n), "linear", None, 6, (), True, True)
+    np.testing.assert_allclose(grouped.theta, every_run.theta, rtol=1e-6, atol=1e-9)
+    assert grouped.cost == pytest.approx(every_run.cost, rel=1e-9)
+
+
+def test_a_table_of_a_hundred_thousand_runs_fits():
+    from perflaw.law.synthetic import synthetic_runs
+
+    base = synthetic_runs(noise=0.003, seed=0)
+    rng = np.random.default_rng(0)
+    table = base.loc[rng.integers(0, len(base), 100_000)].reset_index(drop=True)
+    table["ndcg@10"] += rng.normal(0, 0.003, len(table))
+    law = perflaw.fit(table, metric="ndcg@10", n_boot=20)
+    assert law.n_runs == 100_000 and law.convergence["fitted_points"] == law.n_configs == len(base)
+    assert law.converged

@@ -526,6 +526,10 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
             "cost": solution.cost,
             "f_scale": solution.f_scale,
             "loss": options.loss if spec.objective == "least_squares" else "huber(log L), delta=1e-3",
+            # With the linear loss the runs of one configuration are fitted as their
+            # weighted mean (the same fit, at the cost of the distinct points only).
+            "fitted_points": data.n_configs if options.loss == "linear" and spec.objective == "least_squares"
+            else data.n,
         },
         r2=r2,
         rmse=rmse,
@@ -603,7 +607,8 @@ def _unidentified(spec: Spec, theta: Array, data: LawData) -> list[str]:
     flagged = set(np.flatnonzero(dead))
     live = np.flatnonzero(~dead)
     if live.size:
-        _, s, vt = np.linalg.svd(J[:, live] / norms[live], full_matrices=True)
+        # Only the right singular vectors are needed: no n × n factor for a long table.
+        _, s, vt = np.linalg.svd(J[:, live] / norms[live], full_matrices=len(J) < live.size)
         s_full = np.zeros(live.size)
         s_full[: len(s)] = s
         flat = s_full < FLAT_DIRECTION_TOL * max(float(s_full[0]), 1e-300)

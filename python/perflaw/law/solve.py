@@ -146,17 +146,67 @@ def solve(
         return solve_hoffmann(spec, X, y, n_polish=n_polish, extra_starts=extra_starts, use_grid=use_grid)
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if loss == "linear":
+        groups = repeated_points(X, panel, y)
+        if groups is not None:
+            X, panel, y, sw, within = groups
+            solution = _solve(spec, X, panel, y, sw, loss, f_scale, n_polish, extra_starts, use_grid, polish)
+            solution.cost += 0.5 * within  # the cost over every run, as without grouping
+            return solution
+    sw = np.ones(len(y))
+    return _solve(spec, X, panel, y, sw, loss, f_scale, n_polish, extra_starts, use_grid, polish)
+
+
+def repeated_points(
+    X: Mapping[str, Array], panel: Array, y: Array
+) -> tuple[dict[str, Array], Array, Array, Array, float] | None:
+    """Runs at the same point (the seeds of one configuration) as one weighted mean.
+
+    With a linear loss, Σ_runs (f(x) − y)² = Σ_points n·(f(x) − ȳ)² + Σ_runs (y − ȳ)²,
+    so a fit to the means weighted by the run counts n is the fit to every
+    run, at the cost of the distinct points only. Returns (X, panel, means,
+    √n, within-point sum of squares), or None when no point repeats.
+
+    Examples
+    --------
+    >>> X = {"N": np.array([1.0, 1.0, 2.0])}
+    >>> Xu, panel, means, sw, within = repeated_points(X, np.zeros(3, dtype=int), np.array([1.0, 3.0, 5.0]))
+    >>> Xu["N"].tolist(), means.tolist(), np.round(sw ** 2, 9).tolist(), within
+    ([1.0, 2.0], [2.0, 5.0], [2.0, 1.0], 2.0)
+    """
+    names = sorted(X)
+    keys = np.column_stack([np.asarray(X[name], dtype=np.float64) for name in names] + [panel.astype(np.float64)])
+    # Sort the rows once (np.unique over rows is several times slower) and cut where a key changes.
+    order = np.lexsort(keys.T[::-1])
+    starts = np.concatenate([[True], np.any(keys[order[1:]] != keys[order[:-1]], axis=1)])
+    if starts.all():
+        return None
+    inverse = np.empty(len(y), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    first = order[starts]
+    counts = np.bincount(inverse)
+    means = np.bincount(inverse, weights=y) / counts
+    within = float(np.sum((y - means[inverse]) ** 2))
+    grouped = {name: np.asarray(X[name])[first] for name in names}
+    return grouped, panel[first], means, np.sqrt(counts.astype(np.float64)), within
+
+
+def _solve(
+    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, sw: Array, loss: str, f_scale: float | None,
+    n_polish: int, extra_starts: Sequence[Array], use_grid: bool, polish: bool,
+) -> Solution:
+    """:func:`solve` on points with square-root weights ``sw`` (the residuals are ``sw·(f − y)``)."""
     warm = [np.asarray(s, dtype=np.float64) for s in extra_starts]
     projected = spec.basis is not None
     if projected:
-        starts, n_grid = _projected_starts(spec, X, panel, y, n_polish, warm, use_grid)
+        starts, n_grid = _projected_starts(spec, X, panel, y, sw, n_polish, warm, use_grid)
     else:
-        starts, n_grid = _plain_starts(spec, X, panel, y, n_polish, warm, use_grid)
+        starts, n_grid = _plain_starts(spec, X, panel, y, sw, n_polish, warm, use_grid)
     if not starts:
         raise ValueError(
             f"{spec.form}: no finite start on the grid; check the data scale or give starting values"
         )
-    start_sse = np.array([_sse(spec, s.theta, X, panel, y) for s in starts])
+    start_sse = np.array([_sse(spec, s.theta, X, panel, y, sw) for s in starts])
     order = np.argsort(start_sse, kind="stable")
     best_start = starts[order[0]]
 
@@ -180,7 +230,7 @@ def solve(
     # with a robust loss, every start for a form without a linear part.
     n_final = len(starts) if not projected else (1 if loss == "linear" else min(3, len(starts)))
     results = [
-        _polish(spec, X, panel, y, starts[i].theta, loss, 1.0 if f_scale is None else f_scale)
+        _polish(spec, X, panel, y, sw, starts[i].theta, loss, 1.0 if f_scale is None else f_scale)
         for i in order[:n_final]
     ]
     costs = np.array([r.cost for r in results])
@@ -218,20 +268,20 @@ def _agreeing(values: Array) -> int:
     return max(1, int(np.sum(finite <= finite.min() * (1 + 1e-6) + 1e-300)))
 
 
-def _polish(spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, theta0: Array,
+def _polish(spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, sw: Array, theta0: Array,
             loss: str, f_scale: float) -> Any:
     """scipy.optimize.least_squares over every parameter, within the bounds."""
 
     def residuals(theta: Array) -> Array:
         with np.errstate(all="ignore"):
-            r = spec.predict(theta, X, panel) - y
+            r = (spec.predict(theta, X, panel) - y) * sw
         # A start far out can overflow; a large finite residual steers the
         # optimiser away instead of aborting the fit.
         return np.nan_to_num(r, nan=1e10, posinf=1e10, neginf=-1e10)
 
     def jacobian(theta: Array) -> Array:
         with np.errstate(all="ignore"):
-            J = spec.jacobian(theta, X, panel)
+            J = spec.jacobian(theta, X, panel) * sw[:, None]
         return np.nan_to_num(J, nan=0.0, posinf=0.0, neginf=0.0)
 
     return least_squares(
@@ -252,20 +302,20 @@ class _Start:
 
 
 def _plain_starts(
-    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, n_polish: int,
+    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, sw: Array, n_polish: int,
     warm: list[Array], use_grid: bool,
 ) -> tuple[list[_Start], int]:
     thetas: list[Array] = []
     n_grid = 0
     if use_grid:
-        grid_thetas, sse = grid_starts(spec, X, panel, y)
+        grid_thetas, sse = grid_starts(spec, X, panel, y, sw)
         n_grid = len(sse)
         thetas = _best_distinct(grid_thetas, sse, n_polish, _grid_shape(spec))
     return [_Start(t, False, "start", 0) for t in thetas + warm], n_grid
 
 
 def _projected_starts(
-    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, n_polish: int,
+    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, sw: Array, n_polish: int,
     warm: list[Array], use_grid: bool,
 ) -> tuple[list[_Start], int]:
     """Best grid points and warm starts, each refined over its nonlinear
@@ -273,13 +323,13 @@ def _projected_starts(
     coords: list[Array] = []
     n_grid = 0
     if use_grid:
-        thetas, sse = grid_starts(spec, X, panel, y)
+        thetas, sse = grid_starts(spec, X, panel, y, sw)
         n_grid = len(sse)
         coords = [spec.coords(t) for t in _best_distinct(thetas, sse, n_polish, _grid_shape(spec))]
     coords += [spec.coords(t) for t in warm]
     starts = []
     for g in coords:
-        start = _project(spec, g, X, panel, y)
+        start = _project(spec, g, X, panel, y, sw)
         if start is not None:
             starts.append(start)
     return starts, n_grid
@@ -292,7 +342,7 @@ PROJECT_TOL = 1e-9
 PROJECT_MAX_NFEV = 1000
 
 
-def _project(spec: Spec, g0: Array, X: Mapping[str, Array], panel: Array, y: Array,
+def _project(spec: Spec, g0: Array, X: Mapping[str, Array], panel: Array, y: Array, sw: Array,
              max_nfev: int = PROJECT_MAX_NFEV) -> _Start | None:
     """Minimise the variable-projection residual over the nonlinear coordinates.
 
@@ -315,8 +365,8 @@ def _project(spec: Spec, g0: Array, X: Mapping[str, Array], panel: Array, y: Arr
         if key not in last:
             with np.errstate(all="ignore"):
                 A, offset = spec.basis(g[None, :], X, panel)
-                A = A[0]
-                target = y - offset[0]
+                A = A[0] * sw[:, None]
+                target = (y - offset[0]) * sw
                 coef, M = _lstsq_with_inverse(A, target)
                 last.clear()
                 last[key] = (A, coef, A @ coef - target, M)
@@ -330,6 +380,7 @@ def _project(spec: Spec, g0: Array, X: Mapping[str, Array], panel: Array, y: Arr
         A, coef, r, M = linear_fit(g)
         with np.errstate(all="ignore"):
             dA, doff = spec.basis_jac(g, X, panel)  # (m, n, k), (m, n)
+            dA, doff = dA * sw[None, :, None], doff * sw[None, :]
             direct = np.einsum("mnk,k->mn", dA, coef) + doff
             projected = direct - (A @ (M @ (A.T @ direct.T))).T
             coupling = (A @ (M @ np.einsum("mnk,n->km", dA, r))).T
@@ -472,12 +523,15 @@ def robust_scale(resid: Array, y: Array) -> float:
     return max(mad, floor)
 
 
-def grid_starts(spec: Spec, X: Mapping[str, Array], panel: Array, y: Array) -> tuple[Array, Array]:
-    """Full parameter vectors and their sum of squares for every grid point."""
+def grid_starts(
+    spec: Spec, X: Mapping[str, Array], panel: Array, y: Array, sw: Array | None = None
+) -> tuple[Array, Array]:
+    """Full parameter vectors and their (weighted) sum of squares for every grid point."""
     grid = spec.grid
+    sw = np.ones(len(y)) if sw is None else sw
     if spec.basis is None:
         thetas = np.array(grid, dtype=np.float64)
-        sse = np.array([_sse(spec, t, X, panel, y) for t in thetas])
+        sse = np.array([_sse(spec, t, X, panel, y, sw) for t in thetas])
         return thetas, sse
     assert spec.assemble is not None
     n = len(y)
@@ -489,8 +543,8 @@ def grid_starts(spec: Spec, X: Mapping[str, Array], panel: Array, y: Array) -> t
     for lo in range(0, len(grid), chunk):
         g = grid[lo : lo + chunk]
         A, offset = spec.basis(g, X, panel)
-        A = np.broadcast_to(A, (len(g), n, k))
-        target = y[None, :] - offset
+        A = np.broadcast_to(A, (len(g), n, k)) * sw[None, :, None]
+        target = (y[None, :] - offset) * sw[None, :]
         coef, chunk_sse = batched_lstsq(A, target)
         for j in range(len(g)):
             if np.isfinite(chunk_sse[j]):
@@ -527,10 +581,10 @@ def batched_lstsq(A: Array, target: Array) -> tuple[Array, Array]:
     return coef, sse
 
 
-def _sse(spec: Spec, theta: Array, X: Mapping[str, Array], panel: Array, y: Array) -> float:
+def _sse(spec: Spec, theta: Array, X: Mapping[str, Array], panel: Array, y: Array, sw: Array) -> float:
     with np.errstate(all="ignore"):
         try:
-            r = spec.predict(theta, X, panel) - y
+            r = (spec.predict(theta, X, panel) - y) * sw
         except (FloatingPointError, OverflowError, ZeroDivisionError):
             return np.inf
     value = float(r @ r)

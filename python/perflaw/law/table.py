@@ -24,7 +24,6 @@ from perflaw.law.options import DEFAULT_PANEL_BY  # the columns that define a da
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
-_PARQUET_SUFFIXES = {".parquet", ".pq"}
 _SQLITE_SUFFIXES = {".sqlite", ".db"}
 
 
@@ -37,7 +36,7 @@ def read_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     ----------
     table : DataFrame or path
         ``.csv``/``.tsv``, ``.jsonl``/``.ndjson`` (one JSON object per line),
-        ``.parquet``/``.pq``, or a sweep folder / its ``results.sqlite``.
+        ``.parquet``/``.pq``/``.parq``, or a sweep folder / its ``results.sqlite``.
 
     Returns
     -------
@@ -84,11 +83,15 @@ def _read_path(path: Path) -> pd.DataFrame:
     if suffix in _JSONL_SUFFIXES:
         # precise_float: the default parser rounds the last digits of floats
         return pd.read_json(path, lines=True, precise_float=True)
-    if suffix in _PARQUET_SUFFIXES:
+    # The one list of Parquet suffixes, shared with the data readers (imported
+    # here, not at the top: perflaw.ingest brings pyarrow, which CSV does not need).
+    from perflaw.ingest import PARQUET_SUFFIXES
+
+    if suffix in PARQUET_SUFFIXES:
         return pd.read_parquet(path)
     raise ValueError(
         f"cannot read results table {str(path)!r}: unknown extension {suffix!r} "
-        "(expected .csv, .tsv, .jsonl, .ndjson, .json, .parquet, .sqlite or a sweep folder)"
+        "(expected .csv, .tsv, .jsonl, .ndjson, .json, .parquet, .pq, .parq, .sqlite or a sweep folder)"
     )
 
 
@@ -310,9 +313,10 @@ def _panels(frame: pd.DataFrame, panel_by: Sequence[str]) -> tuple[np.ndarray, t
     present = [c for c in panel_by if c in frame.columns]
     if not present:
         return np.zeros(len(frame), dtype=np.int64), ("all",)
-    keys = frame[present].astype(str).agg("|".join, axis=1).to_numpy()
-    labels, ids = np.unique(keys, return_inverse=True)
-    return ids.astype(np.int64), tuple(str(x) for x in labels)
+    # Join the text of each distinct combination only (a long table repeats a few panels).
+    codes, combos = pd.MultiIndex.from_frame(frame[present].astype(str)).factorize()
+    labels, remap = np.unique(np.array(["|".join(combo) for combo in combos], dtype=object), return_inverse=True)
+    return remap.reshape(-1)[codes].astype(np.int64), tuple(str(x) for x in labels)
 
 
 def _configs(X: Mapping[str, np.ndarray], panel: np.ndarray) -> np.ndarray:
