@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
+import traceback
 
 # Modules that contribute sub-commands, in the order shown by --help.
 COMMAND_MODULES = [
@@ -36,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Optional dependencies and the extra that installs each.
+EXTRAS = {"torch": "train", "ray": "ray"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; every expected failure is one line on stderr and exit 2.
+
+    Exit codes: 0 done, 2 a problem the user can fix (bad arguments, input,
+    settings, files, a missing optional dependency), 130 interrupted, 1 an
+    unexpected internal error (one line; ``PERFLAW_TRACEBACK=1`` shows it whole).
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -47,15 +60,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"perflaw {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # e.g. `perflaw quality x --json | head`
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
         print(f"perflaw {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into exit codes
+        message, code = describe_failure(exc)
+        print(f"perflaw {args.command}: {message}", file=sys.stderr)
+        if code == 1 and os.environ.get("PERFLAW_TRACEBACK"):
+            traceback.print_exc()
+        return code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """The one line to show for a failure, and the exit code.
+
+    Examples
+    --------
+    >>> describe_failure(PermissionError(13, "Permission denied", "/data/x.txt"))
+    ('error: permission denied: /data/x.txt', 2)
+    """
+    if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.split(".")[0] in EXTRAS:
+        package = exc.name.split(".")[0]
+        return f'error: this needs {package}: pip install "perflaw[{EXTRAS[package]}]"', 2
+    if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+        what = (exc.strerror or str(exc)).lower() if exc.strerror else str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"error: {what}{where}", 2
+    if isinstance(exc, (ValueError, TypeError, OverflowError, ImportError, sqlite3.DatabaseError)):
+        return f"error: {exc}", 2
+    return f"internal error ({type(exc).__name__}: {exc}); please report it (PERFLAW_TRACEBACK=1 shows where)", 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from perflaw.atomic import atomic_path
-from perflaw.errors import TrainingDiverged
+from perflaw.errors import PerflawError, TrainingDiverged
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
 from perflaw.training.config import TrainConfig
@@ -139,9 +139,7 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[Seque
     --------
     >>> # model, config = load_checkpoint("runs/beauty/best.pt")
     """
-    payload = torch.load(Path(path), map_location=device, weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a perflaw checkpoint of format {CHECKPOINT_FORMAT}")
+    payload = read_checkpoint(Path(path), device)
     config = TrainConfig.from_dict(payload["config"])
     model = _build(config, payload["n_items"]).to(device)
     model.load_state_dict(payload["model"])
@@ -178,6 +176,25 @@ def _peak_memory(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+
+def read_checkpoint(path: Path, device: torch.device | str) -> dict[str, Any]:
+    """A checkpoint written by this module, or :class:`PerflawError` naming the file.
+
+    Only tensors and plain containers are unpickled (``weights_only``), so a
+    foreign or damaged file fails here instead of running code or failing later.
+    """
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PerflawError(
+            f"{path} is not a readable perflaw checkpoint ({type(error).__name__}: {reason[:160]}); "
+            "delete it to start afresh or use another output folder"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise PerflawError(f"{path} is not a perflaw training checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
 
 
 def _save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -443,7 +460,7 @@ class _Run:
         _save_atomic(payload, self.directory / LAST_CHECKPOINT)
 
     def _resume(self, path: Path) -> None:
-        payload = torch.load(path, map_location=self.device, weights_only=True)
+        payload = read_checkpoint(path, self.device)
         self._check_compatible(payload, path)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -457,8 +474,6 @@ class _Run:
         self.resumed_from = self.progress.epoch
 
     def _check_compatible(self, payload: dict[str, Any], path: Path) -> None:
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a perflaw training checkpoint (format {CHECKPOINT_FORMAT})")
         if payload["fingerprint"] != self.fingerprint:
             raise ValueError(
                 f"{path} was made from different data (fingerprint {payload['fingerprint']}, "
