@@ -108,6 +108,18 @@ def test_plot_writes_png_and_svg(results, tmp_path, capsys):
             assert b"<svg" in data[:2000]
 
 
+def test_datasets_whose_names_differ_after_a_dot_keep_their_own_figures(tmp_path, capsys):
+    df = synthetic_runs(d_primes=(1.0, 2.0), noise=0.0015, seed=6)
+    df["dataset"] = df["dataset"].map({"syn0": "beauty.v1", "syn1": "beauty.v2"})
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    out = tmp_path / "figs"
+    assert main(["plot", str(tmp_path / "runs.csv"), "--n-boot", "0", "--no-holdout", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    for dataset in ("beauty.v1", "beauty.v2"):
+        assert any(n.startswith(dataset) and n.endswith("curves.png") for n in names), names
+    assert len(capsys.readouterr().out.split()) == len(names)
+
+
 def test_module_entry_point_in_a_subprocess(results):
     env = dict(os.environ, PYTHONPATH=str(REPO / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(

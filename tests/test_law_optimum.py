@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import perflaw
@@ -119,3 +120,13 @@ def test_chinchilla_budget_needs_flops():
     law = perflaw.fit(df, form="chinchilla", n_boot=0, holdout=False)
     with pytest.raises(ValueError, match="pass flops=C"):
         law.budget_optimum(1e9)
+
+
+def test_a_metric_that_never_changes_has_no_optimum_anywhere():
+    N, d = (a.ravel() for a in np.meshgrid([1, 2, 4, 8], [16, 32, 64, 128]))
+    table = pd.DataFrame({"dataset": np.repeat(["x", "y"], 16), "layers": np.tile(N, 2), "dim": np.tile(d, 2),
+                          "d_prime": np.repeat([100.0, 200.0], 16), "ndcg@10": 0.05})
+    law = perflaw.fit(table, metric="ndcg@10", form="performance", n_boot=5, holdout=False)
+    assert any("every run measured the same ndcg@10" in note for note in law.notes)
+    best = law.optimum(panel="x")
+    assert set(best.status.values()) == {"flat"} and not best.interior

@@ -304,3 +304,10 @@ def test_a_non_finite_gradient_is_caught_even_when_the_loss_is_finite(monkeypatc
 
 def test_a_healthy_run_is_not_flagged():
     assert train(random_data(), tiny(lr=1e-2, epochs=2), progress=False).epochs_run == 2
+
+
+def test_more_sampled_negatives_than_the_catalogue_is_refused():
+    from perflaw.errors import PerflawError
+
+    with pytest.raises(PerflawError, match="eval_negatives=30 is not below the catalogue of 25 items"):
+        train(random_data(n_items=25), tiny(protocol="sampled", eval_negatives=30), progress=False)

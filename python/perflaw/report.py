@@ -156,19 +156,15 @@ def make_report(
 
 def _figures(answers: dict[str, Any], folder: Path) -> list[Path]:
     """Each panel's figures, named after the panel so that panels never overwrite each other."""
-    from perflaw.law.plot import plot_fit
+    from perflaw.law.plot import plot_fit, safe_name
 
     written: list[Path] = []
     for label, answer in answers.items():
         if answer.fit is None:
             continue
-        written += plot_fit(answer.fit, folder, prefix=f"{_safe_name(label)}_", formats=("png", "svg"),
+        written += plot_fit(answer.fit, folder, prefix=f"{safe_name(label)}_", formats=("png", "svg"),
                             recommendations={label: answer.recommendation})
     return written
-
-
-def _safe_name(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in label)
 
 
 def _data_section(ok: pd.DataFrame) -> str:
@@ -267,7 +263,9 @@ def _panel_section(label: str, answer: Any, report: Report, metric: str) -> list
         parts += ["<h3>Backtest</h3>", _backtest_table(backtest)]
     if answer.problem:
         parts.append(f"<p>No law could be fitted: {esc(answer.problem)}</p>")
-    stem = _safe_name(label) + "_"
+    from perflaw.law.plot import safe_name
+
+    stem = safe_name(label) + "_"
     figures = sorted((p for p in report.files if p.suffix == ".png" and p.name.startswith(stem)),
                      key=lambda p: list(_FIGURE_NOTES).index(_figure_kind(p)) if _figure_kind(p) else 99)
     if figures:

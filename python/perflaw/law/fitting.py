@@ -492,6 +492,9 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
         notes.append(f"parameters at a bound: {at_bound}")
     if not solution.converged:
         notes.append(f"the optimiser did not report convergence: {solution.message}")
+    if np.ptp(data.y) == 0:
+        notes.append(f"every run measured the same {data.metric} ({data.y[0]:g}): there is nothing for a law "
+                     "to learn, R² is undefined and no size is better than another")
 
     backtests = _backtest(spec, data, options) if options.holdout else {}
     heldout = {"loo": _leave_one_config_out(spec, data, options) if options.holdout else None,

@@ -14,7 +14,10 @@ corner of the box. Each coordinate therefore gets a status:
 ``boundary``
     the point estimate sits on the edge (the law keeps improving outward);
 ``uncertain``
-    inside for the point estimate, but too many replicates disagree.
+    inside for the point estimate, but too many replicates disagree;
+``flat``
+    the law predicts the same value over the whole region (to 1e-9 of it),
+    as for a metric that did not change with size: there is no best point.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class Optimum:
     point_intervals : dict
         Bootstrap interval of each coordinate of the optimum.
     status : dict
-        ``interior``, ``boundary`` or ``uncertain`` per variable (module doc).
+        ``interior``, ``boundary``, ``uncertain`` or ``flat`` per variable (module doc).
     edge_share : dict
         Share of bootstrap replicates whose optimum is on the edge, per variable.
     trust_region : dict
@@ -296,6 +299,12 @@ def _search(evaluate: Evaluator, region: Mapping[str, tuple[float, float]], vari
     return point, value
 
 
+def _is_flat(values: Array, best: float) -> bool:
+    """Whether the law is the same everywhere on the grid (a metric that did not vary)."""
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and float(np.ptp(finite)) <= 1e-9 * max(abs(best), 1e-12)
+
+
 def _on_edge(x: float, lo: float, hi: float, integer: bool) -> bool:
     if integer:
         return x <= math.ceil(lo) or x >= math.floor(hi)
@@ -368,12 +377,15 @@ def optimum(
         values.append(v)
     best, value = points[0], values[0]
     ci = fit.options.ci
+    flat = _is_flat(ctx.evaluator(thetas[0])(grid), value)
     status, share, point_intervals = {}, {}, {}
     for v in ctx.variables:
         lo, hi = ctx.region[v]
         edges = [_on_edge(p[v], lo, hi, integer) for p in points[1:]]
         share[v] = float(np.mean(edges)) if edges else float("nan")
-        if _on_edge(best[v], lo, hi, integer):
+        if flat:
+            status[v] = "flat"
+        elif _on_edge(best[v], lo, hi, integer):
             status[v] = "boundary"
         elif not edges or share[v] <= 1 - ci:
             status[v] = "interior"

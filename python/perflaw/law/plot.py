@@ -89,7 +89,7 @@ def plot_fit(
     panels = np.unique(fit.data.panel)
     for p in panels:
         label = fit.panels[p] if len(panels) > 1 else ""
-        stem = prefix + (_safe(label) + "_" if label else "")
+        stem = prefix + (safe_name(label) + "_" if label else "")
         rows = fit.data.panel == p
         title = _title(fit, fit.panels[p])
         rec = (recommendations or {}).get(fit.panels[p])
@@ -106,7 +106,14 @@ def plot_fit(
     return written
 
 
-def _safe(label: str) -> str:
+def safe_name(label: str) -> str:
+    """A panel label as part of a file name (dots kept: ``beauty.v1`` stays apart from ``beauty.v2``).
+
+    Examples
+    --------
+    >>> safe_name("beauty.v1|50")
+    'beauty.v1-50'
+    """
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "panel"
 
 
@@ -114,7 +121,7 @@ def _save(figure: "Figure", stem: Path, formats: Iterable[str], dpi: int) -> lis
     """Write atomically: a temporary file in the same folder, then os.replace."""
     paths = []
     for fmt in formats:
-        target = stem.with_suffix(f".{fmt}")
+        target = stem.with_name(f"{stem.name}.{fmt}")  # not with_suffix: a dot in the name is no suffix
         with atomic_path(target) as tmp:
             figure.savefig(tmp, format=fmt, dpi=dpi)
         paths.append(target)

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from perflaw.errors import PerflawError
 from perflaw.eval import METRIC_NAMES
 from perflaw.sizing import MODELS, AttentionShape, attention_shape
 
@@ -197,6 +198,40 @@ class TrainConfig:
     def resolved_dropout(self) -> float:
         """Dropout probability actually used."""
         return self.dropout if self.dropout is not None else DEFAULT_DROPOUT[self.model]
+
+    def table_size(self, seqs: Any) -> int:
+        """The item table size for ``seqs``, after checking the data fits these settings.
+
+        The sweep calls this for every run before anything is trained, so a
+        setting that cannot work with the data fails once, up front.
+
+        Examples
+        --------
+        >>> from perflaw.sequences import Sequences
+        >>> TrainConfig().table_size(Sequences.from_lists([[1, 2, 3]]))
+        3
+        >>> TrainConfig(protocol="sampled", eval_negatives=5).table_size(Sequences.from_lists([[1, 2, 3]]))
+        Traceback (most recent call last):
+        ...
+        perflaw.errors.PerflawError: eval_negatives=5 is not below the catalogue of 3 items: ...
+        """
+        if seqs.n_users == 0 or seqs.tokens == 0:
+            raise PerflawError(f"the data is empty: {seqs!r}")
+        largest = int(seqs.items.max())
+        n_items = seqs.n_items if self.n_items is None else self.n_items
+        if largest > n_items or int(seqs.items.min()) < 1:
+            raise PerflawError(
+                f"item id {largest} lies beyond the embedding table of {n_items} items "
+                f"(ids must be 1..{n_items}; n_items={self.n_items})"
+            )
+        negatives = self.resolved_eval_negatives
+        if negatives is not None and negatives >= n_items:
+            raise PerflawError(
+                f"eval_negatives={negatives} is not below the catalogue of {n_items} items: the sampled "
+                "ranking would hold (nearly) every item, so every HR@K would be the same; use fewer "
+                "negatives or protocol='full'"
+            )
+        return n_items
 
     # ------------------------------------------------------------- storage
     def to_dict(self) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def train(
         raise TypeError(f"seqs must be perflaw.Sequences, got {type(seqs).__name__}")
     started = time.perf_counter()
     device = resolve_device(config.device)
-    n_items = _table_size(seqs, config)
+    n_items = config.table_size(seqs)  # checks the data against the config first
     split = leave_one_out(seqs)
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     # Seed inside a forked RNG so the caller's random state is left alone.
@@ -151,19 +151,6 @@ def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> tuple[Seque
 def fixed_shapes(device: torch.device) -> bool:
     """Whether training batches keep a fixed shape (GPU) or are trimmed and compacted (CPU)."""
     return device.type == "cuda"
-
-
-def _table_size(seqs: Sequences, config: TrainConfig) -> int:
-    if seqs.n_users == 0 or seqs.tokens == 0:
-        raise ValueError(f"the data is empty: {seqs!r}")
-    largest = int(seqs.items.max())
-    n_items = seqs.n_items if config.n_items is None else config.n_items
-    if largest > n_items or int(seqs.items.min()) < 1:
-        raise ValueError(
-            f"item id {largest} lies beyond the embedding table of {n_items} items "
-            f"(ids must be 1..{n_items}; config.n_items={config.n_items})"
-        )
-    return n_items
 
 
 def _build(config: TrainConfig, n_items: int) -> SequentialRecommender:
