@@ -23,6 +23,7 @@ use rustc_hash::FxBuildHasher;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
+use crate::partition;
 
 pub const PARTITIONS: usize = 16;
 
@@ -214,7 +215,8 @@ impl WindowCounts {
             return f64::NAN;
         }
         let (joint, marginal) = self.histograms();
-        (sum_c_ln_c(&marginal) - sum_c_ln_c(&joint)) / total as f64
+        let pairs = |h: BTreeMap<u64, u64>| -> Vec<(u64, u64)> { h.into_iter().collect() };
+        entropy_from_histograms(&pairs(joint), &pairs(marginal))
     }
 
     /// Histograms {count: number of distinct windows with that count} of the
@@ -262,7 +264,7 @@ pub fn partition_windows(
     partitions: usize,
 ) -> (Vec<i64>, Vec<u64>) {
     let width = m + 1;
-    let group_of = |window: &[i64]| (hash_window(&window[..m]) % partitions as u64) as usize;
+    let group_of = |window: &[i64]| partition::partition_of(&window[..m], partitions);
     let mut bounds = vec![0u64; partitions + 1];
     for u in 0..batch.len() {
         for window in batch.sequence(u, max_len).windows(width) {
@@ -342,12 +344,77 @@ fn sorted_histograms<R: AsRef<[i64]> + Ord>(
     (joint, prefix)
 }
 
-/// sum over a histogram {count: how many windows have it} of count * ln count.
-fn sum_c_ln_c(histogram: &BTreeMap<u64, u64>) -> f64 {
-    histogram
-        .iter()
-        .map(|(&c, &n)| n as f64 * c as f64 * (c as f64).ln())
-        .sum()
+/// H(X_{m+1} | X_1..X_m) in nats from the two count histograms, given as
+/// (count, how many distinct windows / prefixes have it) pairs in any order;
+/// NaN without windows. Both sums are exactly rounded (the algorithm of
+/// Python's `math.fsum`), so histograms that add up to the same ones (in
+/// memory, spilled by partition, or merged from machines) give the same bits.
+pub fn entropy_from_histograms(joint: &[(u64, u64)], prefix: &[(u64, u64)]) -> f64 {
+    let total: u128 = joint.iter().map(|&(c, n)| c as u128 * n as u128).sum();
+    if total == 0 {
+        return f64::NAN;
+    }
+    (sum_c_ln_c(prefix) - sum_c_ln_c(joint)) / total as f64
+}
+
+/// The exactly rounded sum over a histogram of (windows * count) * ln count.
+fn sum_c_ln_c(histogram: &[(u64, u64)]) -> f64 {
+    exact_sum(
+        histogram
+            .iter()
+            .filter(|&&(c, _)| c > 1)
+            .map(|&(c, n)| (c as u128 * n as u128) as f64 * (c as f64).ln()),
+    )
+}
+
+/// The sum of finite floats, exactly rounded to nearest (ties to even):
+/// Shewchuk's non-overlapping partials, then a final correction for the
+/// half-way case, as in CPython's `math.fsum`.
+fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
+    let mut partials: Vec<f64> = Vec::new();
+    for mut x in values {
+        let mut kept = 0;
+        for j in 0..partials.len() {
+            let mut y = partials[j];
+            if x.abs() < y.abs() {
+                std::mem::swap(&mut x, &mut y);
+            }
+            let hi = x + y;
+            let lo = y - (hi - x);
+            if lo != 0.0 {
+                partials[kept] = lo;
+                kept += 1;
+            }
+            x = hi;
+        }
+        partials.truncate(kept);
+        partials.push(x);
+    }
+    let Some(mut n) = partials.len().checked_sub(1) else {
+        return 0.0;
+    };
+    let mut hi = partials[n];
+    let mut lo = 0.0;
+    while n > 0 {
+        let x = hi;
+        n -= 1;
+        let y = partials[n];
+        hi = x + y;
+        lo = y - (hi - x);
+        if lo != 0.0 {
+            break;
+        }
+    }
+    // Round half to even: when the rest below `lo` has lo's sign, the true
+    // sum is past the half-way point that `hi + lo` rounded away from.
+    if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0)) {
+        let y = lo * 2.0;
+        let x = hi + y;
+        if y == x - hi {
+            hi = x;
+        }
+    }
+    hi
 }
 
 #[cfg(test)]
@@ -455,6 +522,26 @@ mod tests {
         }
         assert!(row_histograms(&[1, 2, 3], 2).is_err());
         assert!(row_histograms(&[1, 2], 1).is_err());
+    }
+
+    #[test]
+    fn exact_sum_rounds_like_python_fsum() {
+        // Values from Python: math.fsum of each list.
+        assert_eq!(exact_sum([0.1; 10].into_iter()), 1.0);
+        assert_eq!(exact_sum([1e100, 1.0, -1e100].into_iter()), 1.0);
+        assert_eq!(
+            exact_sum([1.0, 1e-16, 1e-16].into_iter()),
+            1.000_000_000_000_000_2
+        );
+        assert_eq!(
+            exact_sum([1.0, 2f64.powi(-53), 2f64.powi(-106)].into_iter()),
+            1.000_000_000_000_000_2
+        );
+        assert_eq!(exact_sum([].into_iter()), 0.0);
+        assert!(entropy_from_histograms(&[], &[]).is_nan());
+        // one prefix followed by two items, twice each: H = ln 2
+        let h = entropy_from_histograms(&[(2, 2)], &[(4, 1)]);
+        assert!((h - std::f64::consts::LN_2).abs() < 1e-15);
     }
 
     #[test]

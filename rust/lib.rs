@@ -12,6 +12,7 @@ pub mod coding;
 pub mod dense;
 pub mod error;
 pub mod fingerprint;
+pub mod partition;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::PyValueError;
@@ -121,6 +122,66 @@ fn window_histograms<'py>(
     let flat = windows.as_slice()?;
     let (joint, prefix) = py.detach(|| blocks::row_histograms(flat, m + 1))?;
     Ok(histogram_arrays(py, joint, prefix))
+}
+
+/// H(X_{m+1} | X_1..X_m) from count histograms (as `WindowCounts.histograms()`
+/// returns them); NaN without windows. The sums are exactly rounded.
+#[pyfunction]
+fn histogram_entropy(
+    py: Python<'_>,
+    joint_counts: PyReadonlyArray1<'_, u64>,
+    joint_windows: PyReadonlyArray1<'_, u64>,
+    prefix_counts: PyReadonlyArray1<'_, u64>,
+    prefix_windows: PyReadonlyArray1<'_, u64>,
+) -> PyResult<f64> {
+    let pairs = |counts: &[u64], windows: &[u64], name: &str| -> PyResult<Vec<(u64, u64)>> {
+        if counts.len() != windows.len() {
+            return Err(KernelError::BadShape(format!(
+                "{name} histogram: {} counts but {} window numbers",
+                counts.len(),
+                windows.len()
+            ))
+            .into());
+        }
+        Ok(counts
+            .iter()
+            .copied()
+            .zip(windows.iter().copied())
+            .collect())
+    };
+    let joint = pairs(joint_counts.as_slice()?, joint_windows.as_slice()?, "joint")?;
+    let prefix = pairs(
+        prefix_counts.as_slice()?,
+        prefix_windows.as_slice()?,
+        "prefix",
+    )?;
+    Ok(py.detach(|| blocks::entropy_from_histograms(&joint, &prefix)))
+}
+
+/// The partition in 0..partitions of every int64 key (a user id), by a stable hash.
+#[pyfunction]
+fn partition_keys<'py>(
+    py: Python<'py>,
+    keys: PyReadonlyArray1<'py, i64>,
+    partitions: usize,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let keys = keys.as_slice()?;
+    let parts = py.detach(|| partition::partition_keys(keys, partitions))?;
+    Ok(parts.into_pyarray(py))
+}
+
+/// The partition in 0..partitions of every string of an Arrow-style string
+/// array (string i is data[offsets[i]..offsets[i + 1]], UTF-8), by a stable hash.
+#[pyfunction]
+fn partition_strings<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    data: PyReadonlyArray1<'py, u8>,
+    partitions: usize,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let (offsets, data) = (offsets.as_slice()?, data.as_slice()?);
+    let parts = py.detach(|| partition::partition_strings(offsets, data, partitions))?;
+    Ok(parts.into_pyarray(py))
 }
 
 fn histogram_arrays<'py>(
@@ -271,6 +332,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
     m.add_function(wrap_pyfunction!(window_histograms, m)?)?;
+    m.add_function(wrap_pyfunction!(histogram_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(partition_strings, m)?)?;
     m.add_class::<WindowCounts>()?;
     m.add("PARTITIONS", blocks::PARTITIONS)?;
     Ok(())

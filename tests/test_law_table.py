@@ -132,3 +132,18 @@ def test_a_sweep_results_store_is_read(runs, tmp_path):
     from_frame = perflaw.fit(runs, form="scaling", n_boot=0, holdout=False)
     assert from_folder.n_runs == len(runs)
     assert from_folder.params == pytest.approx(from_frame.params, rel=1e-12)
+
+
+@pytest.mark.parametrize("suffix", [".pq", ".parq"])
+def test_every_parquet_suffix_of_the_data_readers_is_read(runs, tmp_path, suffix):
+    # One list of Parquet suffixes (perflaw.ingest.PARQUET_SUFFIXES): a table
+    # saved as .parq loads here as `perflaw quality x.parq` reads data.
+    from perflaw.ingest import PARQUET_SUFFIXES
+
+    assert suffix in PARQUET_SUFFIXES
+    runs.to_parquet(tmp_path / "r.parquet", index=False)
+    runs.to_parquet(tmp_path / f"r{suffix}", index=False)
+    fits = [perflaw.fit(tmp_path / name, form="scaling", n_boot=0, holdout=False) for name in ("r.parquet", f"r{suffix}")]
+    assert fits[1].fingerprint == fits[0].fingerprint
+    assert fits[1].params == fits[0].params
+    assert len(read_table(tmp_path / f"r{suffix}")) == len(runs)

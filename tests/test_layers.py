@@ -201,11 +201,11 @@ def test_every_import_goes_down_the_layers():
 # Known until the ingest split and the cluster executor land (issue 10); each is removed when fixed.
 KNOWN_PRIVATE = {
     "perflaw.cluster imports perflaw.sweep._run_line", "perflaw.cluster imports perflaw.sweep._variant_columns",
-    "perflaw.cluster imports perflaw.ingest._hash_users", "perflaw.cluster imports perflaw.quality._check_m",
+"perflaw.cluster imports perflaw.quality._check_m",
     "perflaw.cluster imports perflaw.quality._check_max_len", "perflaw.cluster imports perflaw.quality._summarize",
     "perflaw.cluster uses sweep._cached_dataset",
 }
-KNOWN_LONG = {"perflaw.ingest"}
+KNOWN_LONG: set[str] = set()
 
 
 def test_no_module_imports_another_modules_private_names():

@@ -42,13 +42,35 @@ def partition_windows(
     partitions: int,
     max_len: int | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
-    """Every window of m + 1 items as rows, grouped by a hash of the m-item prefix,
-    and the partitions + 1 group bounds. Equal prefixes always share a group."""
+    """Every window of m + 1 items as rows, grouped by a hash of the m-item prefix
+    (the partitioner of ``partition_keys``), and the partitions + 1 group bounds.
+    Equal prefixes always share a group."""
 
 def window_histograms(
     windows: npt.NDArray[np.int64], m: int
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
     """Histograms of a bag of windows (flattened rows of m + 1 ids), as WindowCounts.histograms()."""
+
+def histogram_entropy(
+    joint_counts: npt.NDArray[np.uint64],
+    joint_windows: npt.NDArray[np.uint64],
+    prefix_counts: npt.NDArray[np.uint64],
+    prefix_windows: npt.NDArray[np.uint64],
+) -> float:
+    """H(X_{m+1} | X_1..X_m) in nats from count histograms (as ``WindowCounts.histograms()``
+    returns them, in any order); NaN without windows. The sums are exactly rounded
+    (as ``math.fsum``), so equal histograms always give the same bits."""
+
+def partition_keys(keys: npt.NDArray[np.int64], partitions: int) -> npt.NDArray[np.int64]:
+    """The partition in ``0..partitions - 1`` of each int64 key (a user id), by a stable
+    hash (murmur3's finaliser, scaled by the high bits): the one partitioner, shared with
+    ``partition_windows`` (a key is a prefix of length 1)."""
+
+def partition_strings(
+    offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], partitions: int
+) -> npt.NDArray[np.int64]:
+    """The partition of each string of an Arrow-style string array (string ``i`` is the
+    UTF-8 ``data[offsets[i]:offsets[i + 1]]``), by a stable hash of its bytes (FNV-1a, mixed)."""
 
 class WindowCounts:
     """Exact counts of every window of m + 1 items; merges exactly across shards."""
@@ -71,7 +93,7 @@ class WindowCounts:
     ) -> None: ...
     def merge(self, other: WindowCounts) -> None: ...
     def conditional_entropy(self) -> float:
-        """H(X_{m+1} | X_1..X_m) in nats; NaN when empty."""
+        """H(X_{m+1} | X_1..X_m) in nats; NaN when empty (``histogram_entropy`` of ``histograms()``)."""
     def histograms(
         self,
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:

@@ -10,12 +10,15 @@ Histograms of window sets whose prefixes are disjoint simply add up. That is
 what lets a file larger than memory be handled: ``WindowSpill`` writes every
 window to one of P files chosen by a hash of its prefix, then counts each file
 exactly on its own. The result equals the in-memory one bit for bit, because
-the final sum is exactly rounded (``math.fsum``) over the same histograms.
+the final sums are exactly rounded (as ``math.fsum``) over the same histograms,
+by the one kernel (``_core.histogram_entropy``) every path uses.
+
+The windows are spread over the files by the project's one partitioner
+(``rust/partition.rs``, as for users in ``perflaw.ingest`` and the Ray path).
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from collections import Counter
@@ -79,15 +82,19 @@ class BlockHistograms:
         return sum(self.joint.values())
 
     def conditional_entropy(self) -> float:
-        """H(X_{m+1} | X_1..X_m) in nats; NaN without windows."""
-        total = self.total
-        if total == 0:
-            return math.nan
-        return (_sum_c_ln_c(self.prefix) - _sum_c_ln_c(self.joint)) / total
+        """H(X_{m+1} | X_1..X_m) in nats; NaN without windows.
+
+        Computed by the kernel that ``WindowCounts.conditional_entropy`` uses,
+        with exactly rounded sums, so every way of counting agrees bit for bit.
+        """
+        return _core.histogram_entropy(*_arrays(self.joint), *_arrays(self.prefix))
 
 
-def _sum_c_ln_c(histogram: dict[int, int]) -> float:
-    return math.fsum(windows * count * math.log(count) for count, windows in histogram.items() if count > 1)
+def _arrays(histogram: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram {count: windows} as (counts, windows) uint64 arrays."""
+    counts = np.fromiter(histogram.keys(), dtype=np.uint64, count=len(histogram))
+    windows = np.fromiter(histogram.values(), dtype=np.uint64, count=len(histogram))
+    return counts, windows
 
 
 class WindowSpill:

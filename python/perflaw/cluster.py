@@ -479,7 +479,7 @@ def _route(table, layout: _Layout):
     """The table with the user-partition column added (a stable hash of the user id)."""
     import pyarrow as pa
 
-    from perflaw.ingest import _hash_users
+    from perflaw.ingest.spill import partition_users
 
     users = table.column(layout.user)
     if users.null_count:
@@ -490,7 +490,7 @@ def _route(table, layout: _Layout):
             values = values.astype(np.int64)
         else:
             values = values.astype(str)
-    part = (_hash_users(values) % np.uint64(layout.user_partitions)).astype(np.int64)
+    part = partition_users(values, layout.user_partitions)
     return table.append_column(_PART, pa.array(part))
 
 

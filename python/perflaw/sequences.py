@@ -5,8 +5,9 @@
 Rust kernels without a copy. The original user ids and the item vocabulary are
 kept so that results map back to the raw data.
 
-Input is normalised here, in Python, before it reaches Rust: dtypes are checked
-and converted once, offsets are validated, ids are relabelled densely.
+Input is normalised here, in Python, before it reaches Rust: raw ids are typed
+by the one id policy (:mod:`perflaw.ids`), rows are grouped into users by the one
+grouping (:mod:`perflaw.grouping`), offsets are validated, ids are relabelled densely.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any, Iterable, Iterator, Sequence as TypingSequence
 
 import numpy as np
 
-# Largest raw id accepted: ids must fit a signed 64-bit integer.
-MAX_RAW_ID = 2**63 - 1
+from perflaw.grouping import dense_ids, group_rows
+from perflaw.ids import MAX_RAW_ID, arrow_times, column_values, raw_ids
+
+__all__ = ["MAX_RAW_ID", "Sequences", "combine_fingerprints", "positive_int"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +128,8 @@ class Sequences:
         offsets = np.zeros(len(lists) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         flat = [item for seq in lists for item in seq]
-        return cls.from_arrays(offsets, _raw_ids(flat, "item"), user_ids=user_ids)
+        dense, vocab = dense_ids(raw_ids(flat, "item", "Sequences.from_lists"))
+        return cls.from_arrays(offsets, dense, user_ids=user_ids, item_vocab=vocab)
 
     @classmethod
     def from_arrays(
@@ -148,10 +152,9 @@ class Sequences:
         """
         offsets = _as_int64(offsets, "offsets")
         if item_vocab is None:
-            raw = _raw_ids(items, "item")
+            raw = raw_ids(items, "item", "Sequences.from_arrays")
             _check_offsets(offsets, len(raw))
-            vocab, inverse = np.unique(raw, return_inverse=True)
-            dense = inverse.reshape(-1).astype(np.int64) + 1
+            dense, vocab = dense_ids(raw)
         else:
             vocab = np.asarray(item_vocab)
             dense = _as_int64(items, "items")
@@ -186,19 +189,14 @@ class Sequences:
         columns = _columns(table, [user, item] + ([timestamp] if timestamp else []))
         if len(columns[user]) == 0:
             raise ValueError("the table has no rows")
-        users = _raw_ids(columns[user], "user")
-        items = _raw_ids(columns[item], "item")
-        user_vocab, user_index = np.unique(users, return_inverse=True)
-        user_index = user_index.reshape(-1)
+        where = "the table"
+        users = raw_ids(columns[user], "user", where, name=user)
+        items = raw_ids(columns[item], "item", where, name=item)
+        times = None
         if timestamp:
-            times = _timestamps(columns[timestamp], timestamp)
-            order = np.lexsort((times, user_index))  # lexsort is stable
-        else:
-            order = np.argsort(user_index, kind="stable")
-        counts = np.bincount(user_index, minlength=len(user_vocab))
-        offsets = np.zeros(len(user_vocab) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return cls.from_arrays(offsets, items[order], user_ids=user_vocab)
+            times = arrow_times(column_values(columns[timestamp], "timestamp", timestamp, where), timestamp, where, 1)
+        grouped = group_rows(users, items, times, "sorted")
+        return cls.from_arrays(grouped.offsets, grouped.items, user_ids=grouped.user_ids, item_vocab=grouped.item_vocab)
 
     # ------------------------------------------------------------- operations
     def select(self, users: Any) -> "Sequences":
@@ -379,87 +377,23 @@ def _as_int64(values: Any, name: str) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
-def _raw_ids(values: Any, what: str) -> np.ndarray:
-    """Raw ids as an int64 array (non-negative, < 2**63) or a string array."""
-    if isinstance(values, list) and any(v is None for v in values):
-        raise ValueError(f"{what} ids hold missing values (None/null)")
-    if isinstance(values, list):
-        if values and all(isinstance(v, str) for v in values):
-            return np.asarray(values, dtype=str)
-        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
-            bad = next(v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)))
-            raise TypeError(f"{what} ids must be integers or strings, got {bad!r} ({type(bad).__name__})")
-        if values and (max(values) > MAX_RAW_ID):
-            raise ValueError(f"{what} id {max(values)} is too large: ids must be < 2**63")
-        if values and min(values) < 0:
-            raise ValueError(f"{what} ids must be non-negative, got {min(values)}")
-        values = np.asarray(values, dtype=np.int64) if values else np.zeros(0, dtype=np.int64)
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{what} ids must be one-dimensional, got shape {array.shape}")
-    if array.dtype.kind in "US":
-        return array.astype(str)
-    if array.dtype == object:
-        return _raw_ids(array.tolist(), what)
-    if array.dtype.kind == "f" and np.isnan(array).any():
-        raise ValueError(f"{what} ids hold missing values (NaN/null)")
-    if array.dtype.kind == "b" or array.dtype.kind not in "iu":
-        raise TypeError(f"{what} ids must be integers or strings, got dtype {array.dtype}")
-    if array.size and array.dtype.kind == "u" and array.max() > MAX_RAW_ID:
-        raise ValueError(f"{what} id {array.max()} is too large: ids must be < 2**63")
-    array = array.astype(np.int64, copy=False)
-    if array.size and array.min() < 0:
-        raise ValueError(f"{what} ids must be non-negative, got {array.min()}")
-    return array
-
-
-def _timestamps(values: Any, name: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.dtype.kind == "M":
-        if np.isnat(array).any():
-            raise ValueError(f"timestamp column {name!r} holds missing values")
-        return array.astype("datetime64[ns]").astype(np.int64)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(f"timestamp column {name!r} must be numeric or datetime, got {array.dtype}")
-    if array.dtype.kind == "f" and np.isnan(array).any():
-        raise ValueError(f"timestamp column {name!r} holds NaN")
-    return array
-
-
-def _columns(table: Any, names: list[str]) -> dict[str, np.ndarray]:
-    """Named columns of a pandas/polars/pyarrow table or a dict, as numpy arrays."""
+def _columns(table: Any, names: list[Any]) -> dict[Any, Any]:
+    """Named columns of a pandas/polars/pyarrow table or a dict, as given (typed by perflaw.ids)."""
     if isinstance(table, dict):
         available = list(table)
-        getter = lambda name: np.asarray(table[name])  # noqa: E731
+        getter = table.__getitem__
     elif hasattr(table, "column_names") and hasattr(table, "column"):  # pyarrow
         available = list(table.column_names)
-        getter = lambda name: _arrow_column(table.column(name), name)  # noqa: E731
+        getter = table.column
     elif hasattr(table, "columns") and hasattr(table, "__getitem__"):  # pandas, polars
         available = list(table.columns)
-        getter = lambda name: _frame_column(table[name], name)  # noqa: E731
+        getter = table.__getitem__
     else:
         raise TypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
     missing = [name for name in names if name not in available]
     if missing:
         raise ValueError(f"missing column(s) {missing}; the table has {available}")
     return {name: getter(name) for name in names}
-
-
-def _arrow_column(column: Any, name: Any) -> np.ndarray:
-    if column.null_count:
-        raise ValueError(f"column {name!r} holds {column.null_count} missing values (nulls)")
-    return column.to_numpy()
-
-
-def _frame_column(column: Any, name: Any) -> np.ndarray:
-    """A pandas or polars column as numpy, refusing missing values and keeping time zones as UTC."""
-    nulls = column.isna().sum() if hasattr(column, "isna") else column.null_count()
-    if nulls:
-        raise ValueError(f"column {name!r} holds {int(nulls)} missing values (nulls)")
-    dtype = getattr(column, "dtype", None)
-    if getattr(dtype, "tz", None) is not None:  # pandas time-zone-aware datetimes
-        return column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-    return np.asarray(column.to_numpy())
 
 
 def positive_int(value: Any, name: str, allow_zero: bool = False) -> int:

@@ -629,10 +629,10 @@ def test_grouping_many_users_in_shuffled_order(tmp_path):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(0, 2**40), min_size=0, max_size=200), st.sampled_from([10, 70_000, 2**33]))
 def test_stable_argsort_matches_numpy(values, n_keys):
-    from perflaw.ingest import _stable_argsort
+    from perflaw.grouping import stable_argsort
 
     key = np.array(values, dtype=np.int64) % n_keys
-    assert _stable_argsort(key, n_keys).tolist() == np.argsort(key, kind="stable").tolist()
+    assert stable_argsort(key, n_keys).tolist() == np.argsort(key, kind="stable").tolist()
 
 
 # Ids read from files are decoded UTF-8 (no lone surrogates), and readers
@@ -642,13 +642,25 @@ id_text = st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_
 
 @given(st.one_of(st.lists(st.integers(0, 2**63 - 1), max_size=100), st.lists(id_text, max_size=100)))
 def test_dense_ids_match_numpy_unique(values):
-    from perflaw.ingest import _dense_ids
+    from perflaw.grouping import dense_ids
 
     array = np.array(values, dtype=np.int64 if not values or isinstance(values[0], int) else str)
-    dense, distinct = _dense_ids(array)
+    dense, distinct = dense_ids(array)
     expected_distinct, inverse = np.unique(array, return_inverse=True)
     assert distinct.tolist() == expected_distinct.tolist()
     assert dense.tolist() == (inverse.reshape(-1) + 1).tolist()
+
+
+@pytest.mark.parametrize("distinct", [50, 10**6, 2**62])
+def test_dense_ids_of_long_int_columns_match_numpy_unique(distinct):
+    # long columns are hashed (short ones sorted): both give np.unique's answer
+    from perflaw.grouping import dense_ids
+
+    values = np.random.default_rng(distinct % 97).integers(0, distinct, 300_000)
+    dense, vocabulary = dense_ids(values)
+    expected_vocabulary, inverse = np.unique(values, return_inverse=True)
+    assert (vocabulary == expected_vocabulary).all() and vocabulary.dtype == np.int64
+    assert (dense == inverse.reshape(-1) + 1).all()
 
 
 # ============================================================ less common paths

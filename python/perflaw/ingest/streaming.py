@@ -1,0 +1,141 @@
+"""A file streamed in batches of whole users, in bounded memory.
+
+Users whose rows are contiguous are cut at user boundaries as chunks are
+read; otherwise rows are hash-partitioned by user to disk (:mod:`.spill`) and
+each partition is grouped on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from perflaw.grouping import run_heads
+from perflaw.ingest.contiguity import ContiguityCheck
+from perflaw.ingest.detect import count_rows_hint
+from perflaw.ingest.parquet import open_parquet
+from perflaw.ingest.readers import row_chunks
+from perflaw.ingest.rows import Rows, to_sequences
+from perflaw.ingest.spec import Spec
+from perflaw.ingest.spill import PartitionWriter, read_partition
+from perflaw.sequences import Sequences
+
+__all__ = ["stream_batches"]
+
+_MAX_PARTITIONS = 512  # open Parquet writers during external grouping
+
+
+def stream_batches(
+    spec: Spec, batch_rows: int, progress: bool, grouped: bool | None, tmp_dir: Any
+) -> Iterator[Sequences]:
+    """:func:`~perflaw.ingest.iter_batches` on checked arguments."""
+    total_rows = None
+    if grouped is None and spec.format != "sasrec" and count_rows_hint(spec.path, spec.format) <= batch_rows // 2:
+        batches: Iterator[Rows] = _one_batch(spec, progress)  # small: no need to check the order
+    elif spec.format == "sasrec":  # one line per user: whole users in every chunk
+        batches = _whole_user_chunks(spec, batch_rows, progress)
+    else:
+        if grouped is None:
+            grouped, total_rows = _scan_contiguity(spec, batch_rows, progress)
+        if grouped:
+            batches = _contiguous_batches(spec, batch_rows, progress)
+        else:
+            batches = _external_batches(spec, batch_rows, progress, total_rows, tmp_dir)
+    produced = False
+    for rows in batches:
+        if len(rows):
+            produced = True
+            yield to_sequences(rows, "first")
+    if not produced:
+        raise ValueError(f"{spec.path} holds no interactions")
+
+
+def _progress_bar(spec: Spec, progress: bool, description: str) -> Any:
+    from tqdm.auto import tqdm
+
+    if spec.format == "parquet":
+        total = open_parquet(spec.path).metadata.num_rows
+        return tqdm(total=total, unit="rows", unit_scale=True, desc=description, file=sys.stderr, disable=not progress)
+    total = os.path.getsize(spec.path)
+    return tqdm(total=total, unit="B", unit_scale=True, desc=description, file=sys.stderr, disable=not progress)
+
+
+def _scan_contiguity(spec: Spec, batch_rows: int, progress: bool) -> tuple[bool, int | None]:
+    """(are each user's rows contiguous?, rows counted) from one pass over the users."""
+    check = ContiguityCheck()
+    with _progress_bar(spec, progress, "checking user order") as bar:
+        with contextlib.closing(row_chunks(spec, batch_rows, "users", bar.update)) as chunks:
+            for rows in chunks:
+                if check.add(rows.users) >= 0:
+                    return False, None
+    return True, check.rows
+
+
+def _one_batch(spec: Spec, progress: bool) -> Iterator[Rows]:
+    """A file that fits in one batch, read whole."""
+    with _progress_bar(spec, progress, "reading") as bar:
+        yield Rows.concat(list(row_chunks(spec, None, "all", bar.update)))
+
+
+def _whole_user_chunks(spec: Spec, batch_rows: int, progress: bool) -> Iterator[Rows]:
+    """sasrec: every chunk of whole lines already holds whole users."""
+    with _progress_bar(spec, progress, "reading") as bar:
+        yield from row_chunks(spec, batch_rows, "all", bar.update)
+
+
+def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool) -> Iterator[Rows]:
+    """Chunks cut at user boundaries; the trailing user moves to the next batch.
+
+    Contiguity is verified on the way (cheaply), so that ``grouped=True`` on a
+    file that is not grouped raises instead of splitting a user.
+    """
+    check = ContiguityCheck()
+    carried: list[Rows] = []
+    row_number = 0
+    with _progress_bar(spec, progress, "reading") as bar:
+        for rows in row_chunks(spec, batch_rows, "all", bar.update):
+            broken = check.add(rows.users)
+            if broken >= 0:
+                raise ValueError(
+                    f"{spec.path}: user {rows.users[broken]} reappears in row {row_number + broken + 1} "
+                    "after other users' rows; the file is not grouped by user (use grouped=None or False)"
+                )
+            row_number += len(rows)
+            if len(rows) == 0:
+                continue
+            if carried and carried[-1].users[-1] != rows.users[0]:
+                yield Rows.concat(carried)  # the carried user ended exactly at the chunk edge
+                carried = []
+            last_start = run_heads(rows.users, None)[-1]
+            if last_start > 0:
+                yield Rows.concat(carried + [rows.slice(0, last_start)])
+                carried = []
+            carried.append(rows.slice(last_start))
+        if carried:
+            yield Rows.concat(carried)
+
+
+def _external_batches(
+    spec: Spec, batch_rows: int, progress: bool, total_rows: int | None, tmp_dir: Any
+) -> Iterator[Rows]:
+    """Hash-partition rows by user into temporary Parquet files, then group each."""
+    if total_rows is None:
+        total_rows = count_rows_hint(spec.path, spec.format)
+    n_parts = int(min(_MAX_PARTITIONS, max(1, math.ceil(total_rows / batch_rows))))
+    with tempfile.TemporaryDirectory(prefix="perflaw-groups-", dir=tmp_dir) as folder:
+        writer = PartitionWriter(Path(folder), n_parts, batch_rows)
+        try:
+            with _progress_bar(spec, progress, "partitioning by user") as bar:
+                for rows in row_chunks(spec, batch_rows, "all", bar.update):
+                    writer.add(rows)
+        finally:
+            writer.close()
+        from tqdm.auto import tqdm
+
+        for part in tqdm(writer.paths, desc="grouping partitions", file=sys.stderr, disable=not progress):
+            yield read_partition(part)
