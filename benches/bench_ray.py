@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
 
     import perflaw
-    from perflaw import cluster as perflaw_ray
+    from perflaw import cluster
     from perflaw.sequences import Sequences
     from test_ray import LocalRayCluster
 
@@ -107,17 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         return perflaw.data_quality(Sequences.from_table(table), m=args.m)
 
     def on_ray():
-        return perflaw_ray.data_quality([str(p) for p in shards], m=args.m, progress=False)
+        return cluster.data_quality([str(p) for p in shards], m=args.m, progress=False)
 
-    cluster = LocalRayCluster(workers=1, cpus=1, head_cpus=0, object_store_bytes=args.object_store_mb * 10**6)
+    local = LocalRayCluster(workers=1, cpus=1, head_cpus=0, object_store_bytes=args.object_store_mb * 10**6)
     results: dict[str, dict[str, list[float]]] = {}
     try:
-        cluster.start()
-        ray.init(address=cluster.address, logging_level="WARNING")
+        local.start()
+        ray.init(address=local.address, logging_level="WARNING")
         for workers in (1, 2):
             if workers == 2:
-                cluster.add_worker(1)
-            cluster.wait_for_nodes(1 + workers)
+                local.add_worker(1)
+            local.wait_for_nodes(1 + workers)
             warm_s, warm = timed(on_ray)
             reference = local_file()
             assert same(warm, reference), "the Ray result differs from the local engine"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        cluster.stop()
+        local.stop()
 
     print()
     load_after = os.getloadavg()[0]

@@ -198,19 +198,8 @@ def test_every_import_goes_down_the_layers():
     assert layer_violations(PACKAGE, LAYERS) == []
 
 
-# Known until the ingest split and the cluster executor land (issue 10); each is removed when fixed.
-KNOWN_PRIVATE = {
-    "perflaw.cluster imports perflaw.sweep._run_line", "perflaw.cluster imports perflaw.sweep._variant_columns",
-"perflaw.cluster imports perflaw.quality._check_m",
-    "perflaw.cluster imports perflaw.quality._check_max_len", "perflaw.cluster imports perflaw.quality._summarize",
-    "perflaw.cluster uses sweep._cached_dataset",
-}
-KNOWN_LONG: set[str] = set()
-
-
 def test_no_module_imports_another_modules_private_names():
-    found = {line.split(":")[0] + " " + line.split(" ", 1)[1] for line in private_imports(PACKAGE)}
-    assert found <= KNOWN_PRIVATE, sorted(found - KNOWN_PRIVATE)
+    assert private_imports(PACKAGE) == []
 
 
 def test_no_import_cycles():
@@ -218,8 +207,7 @@ def test_no_import_cycles():
 
 
 def test_no_module_is_over_800_lines():
-    found = {line.split(":")[0] for line in long_modules(PACKAGE)}
-    assert found <= KNOWN_LONG, sorted(found - KNOWN_LONG)
+    assert long_modules(PACKAGE) == []
 
 
 def test_the_graph_is_really_read():

@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -34,8 +33,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
 import perflaw  # noqa: E402
-from perflaw import cluster as perflaw_ray  # noqa: E402
-from perflaw import sweep, synth  # noqa: E402
+from perflaw import cluster, sweep, synth  # noqa: E402
 from perflaw.cli import main as cli  # noqa: E402
 from perflaw.sequences import Sequences  # noqa: E402
 
@@ -180,7 +178,7 @@ def is_local_address(ip: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def ray_cluster():
     # The worker node declares one GPU (a Ray resource; it has no CUDA device):
     # runs whose device may use CUDA must be placed there.
     local = LocalRayCluster(workers=1, cpus=1, head_cpus=1, worker_gpus=1)
@@ -196,10 +194,10 @@ def cluster():
     assert local.leftovers() == [], "Ray processes outlived the test cluster"
 
 
-def test_cluster_is_two_local_nodes(cluster):
-    assert len(cluster.nodes) == 2
-    assert sum(bool(n["Resources"].get("GPU")) for n in cluster.nodes) == 1
-    for node in cluster.nodes:
+def test_cluster_is_two_local_nodes(ray_cluster):
+    assert len(ray_cluster.nodes) == 2
+    assert sum(bool(n["Resources"].get("GPU")) for n in ray_cluster.nodes) == 1
+    for node in ray_cluster.nodes:
         assert is_local_address(node["NodeManagerAddress"]), node["NodeManagerAddress"]
 
 
@@ -261,110 +259,124 @@ def test_users_really_span_shards(shards):
     ],
     ids=["int-ids-timestamps", "string-ids-file-order"],
 )
-def test_data_quality_over_8_shards_equals_the_local_engine(cluster, shards, options):
+def test_data_quality_over_8_shards_equals_the_local_engine(ray_cluster, shards, options):
     local_options = {k: v for k, v in options.items() if k in ("m", "max_len")}
     columns = {k: options[k] for k in ("user", "item", "timestamp") if k in options}
     reference = perflaw.data_quality(Sequences.from_table(concatenated(shards), **columns), **local_options)
-    got = perflaw_ray.data_quality([str(p) for p in shards], **options, partitions=16, user_partitions=12)
+    got = cluster.data_quality([str(p) for p in shards], **options, partitions=16, user_partitions=12)
     assert_same_quality(got, reference)
     assert got.users == 300 and got.block_windows > 0
 
 
-def test_dataset_source_with_an_order_column(cluster, shards):
+def test_dataset_source_with_an_order_column(ray_cluster, shards):
     table = concatenated(shards)
     table = table.append_column("position", pa.array(np.arange(table.num_rows)))
     # Reverse the rows: only the order column can restore each user's item order.
     dataset = ray.data.from_arrow(table.take(pa.array(np.arange(table.num_rows)[::-1]))).repartition(5)
-    got = perflaw_ray.data_quality(dataset, m=2, order="position", block_entropy=False)
+    got = cluster.data_quality(dataset, m=2, order="position", block_entropy=False)
     reference = perflaw.data_quality(Sequences.from_table(concatenated(shards)), m=2, block_entropy=False)
     assert_same_quality(got, reference)
     assert got.block_entropy is None
 
 
-def test_quality_command_with_ray_in_process_and_as_a_subprocess(cluster, shards, capsys):
+def test_quality_command_with_ray_in_process_and_as_a_subprocess(ray_cluster, shards, capsys):
     folder = shards[0].parent
     reference = perflaw.data_quality(Sequences.from_table(concatenated(shards), timestamp="ts"), m=2)
-    assert cli(["quality", str(folder / "part-*.parquet"), "--ray", cluster.address, "--timestamp", "ts",
+    assert cli(["quality", str(folder / "part-*.parquet"), "--ray", ray_cluster.address, "--timestamp", "ts",
                 "--json"]) == 0
     in_process = json.loads(capsys.readouterr().out)
     assert in_process == json.loads(json.dumps(reference.to_dict()))
     done = subprocess.run(
-        [sys.executable, "-m", "perflaw.cli", "quality", str(folder), "--ray", cluster.address, "--timestamp", "ts",
+        [sys.executable, "-m", "perflaw.cli", "quality", str(folder), "--ray", ray_cluster.address, "--timestamp", "ts",
          "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout) == in_process
 
 
 # --------------------------------------------------------------- bad input
-def test_missing_column_empty_input_and_unordered_dataset_are_clear_errors(cluster, shards, tmp_path):
+def test_missing_column_empty_input_and_unordered_dataset_are_clear_errors(ray_cluster, shards, tmp_path):
     with pytest.raises(ValueError, match=r"missing column\(s\) \['clicks'\].*it has \['user', 'item', 'ts'"):
-        perflaw_ray.data_quality(shards, item="clicks")
+        cluster.data_quality(shards, item="clicks")
     empty = tmp_path / "empty.parquet"
     pq.write_table(pq.read_table(shards[0]).slice(0, 0), empty)
     with pytest.raises(ValueError, match="no interactions.*no rows"):
-        perflaw_ray.data_quality(empty)
+        cluster.data_quality(empty)
     with pytest.raises(ValueError, match="no files match"):
-        perflaw_ray.data_quality(str(tmp_path / "nothing-*.parquet"))
+        cluster.data_quality(str(tmp_path / "nothing-*.parquet"))
     with pytest.raises(FileNotFoundError):
-        perflaw_ray.data_quality(str(tmp_path / "missing.parquet"))
+        cluster.data_quality(str(tmp_path / "missing.parquet"))
     with pytest.raises(ValueError, match="Ray Dataset is empty"):
-        perflaw_ray.data_quality(ray.data.from_arrow(pq.read_table(shards[0]).slice(0, 0)), timestamp="ts")
+        cluster.data_quality(ray.data.from_arrow(pq.read_table(shards[0]).slice(0, 0)), timestamp="ts")
     with pytest.raises(ValueError, match="timestamp= .*order="):
-        perflaw_ray.data_quality(ray.data.from_arrow(pq.read_table(shards[0])))
+        cluster.data_quality(ray.data.from_arrow(pq.read_table(shards[0])))
     with pytest.raises(ValueError, match="m must be >= 1"):
-        perflaw_ray.data_quality(shards, m=0)
+        cluster.data_quality(shards, m=0)
 
 
 UNREACHABLE = """
 import json, sys, time
-from perflaw import cluster as perflaw_ray
-out = {}
-for name, address in json.loads(sys.argv[1]).items():
+from perflaw import cluster
+out = []
+for address in json.loads(sys.argv[1]):
     started = time.monotonic()
     try:
-        perflaw_ray.data_quality(sys.argv[2], address=address, timeout_s=2)
-        out[name] = ["no error", 0.0]
+        cluster.data_quality(sys.argv[2], address=address, timeout_s=2)
+        out.append(["no error", 0.0])
     except Exception as exc:
-        out[name] = [type(exc).__name__ + ": " + str(exc), time.monotonic() - started]
+        out.append([type(exc).__name__ + ": " + str(exc), time.monotonic() - started])
 print(json.dumps(out))
 """
 
 
 def test_unreachable_addresses_fail_fast_with_a_clear_error(shards):
-    # A fresh process: this one is connected already, and an existing connection is reused.
+    # Fresh processes: this one is connected already, and an existing connection is reused.
     silent = socket.socket()  # accepts connections (the kernel does) but never answers
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
-    chatty = socket.socket()  # answers, but not in gRPC
+    chatty = socket.socket()  # answers every connection, but not as a Ray cluster
     chatty.bind(("127.0.0.1", 0))
     chatty.listen(8)
 
     def answer_http():
-        conn, _ = chatty.accept()
-        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-        time.sleep(1)
-        conn.close()
+        while True:
+            try:
+                conn, _ = chatty.accept()
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                conn.close()
+            except OSError:  # closed at the end of the test, or the peer left first
+                if chatty.fileno() == -1:
+                    return
 
     threading.Thread(target=answer_http, daemon=True).start()
-    addresses = {
-        "refused": f"127.0.0.1:{free_port()}",
-        "silent": f"127.0.0.1:{silent.getsockname()[1]}",
-        "not_grpc": f"127.0.0.1:{chatty.getsockname()[1]}",
-        "malformed": "no-port-here",
-    }
+    refused = f"127.0.0.1:{free_port()}"
+    silent_address, chatty_address = (f"127.0.0.1:{s.getsockname()[1]}" for s in (silent, chatty))
+    # One process per case that leaves an abandoned connection attempt behind; the
+    # silent one then tries again while its first attempt is still running.
+    groups = {"quick": [refused, "no-port-here"], "silent": [silent_address, silent_address],
+              "chatty": [chatty_address]}
+    started = time.monotonic()
     try:
-        done = subprocess.run([sys.executable, "-c", UNREACHABLE, json.dumps(addresses), str(shards[0])],
-                              capture_output=True, text=True, timeout=120)
+        procs = {name: subprocess.Popen([sys.executable, "-c", UNREACHABLE, json.dumps(addresses), str(shards[0])],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name, addresses in groups.items()}
+        done = {name: proc.communicate(timeout=120) + (proc.returncode,) for name, proc in procs.items()}
     finally:
         silent.close()
         chatty.close()
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout)
-    assert out["refused"][0].startswith("ClusterError: no Ray cluster at") and "refused" in out["refused"][0]
-    assert out["silent"][0].startswith("ClusterError") and "no answer within 2s" in out["silent"][0]
-    assert out["not_grpc"][0].startswith("ClusterError") and "does not speak gRPC" in out["not_grpc"][0]
-    assert out["malformed"][0].startswith("ValueError") and "HOST:PORT" in out["malformed"][0]
-    assert all(seconds < 10 for _, seconds in out.values()), out
+    wall_s = time.monotonic() - started
+    for name, (stdout, stderr, returncode) in done.items():
+        assert returncode == 0, (name, stderr[-3000:])
+    out = {name: json.loads(stdout) for name, (stdout, _, _) in done.items()}
+    (refused_error, _), (malformed, _) = out["quick"]
+    assert refused_error.startswith(f"ClusterError: no Ray cluster at {refused}") and "refused" in refused_error
+    assert malformed.startswith("ValueError") and "HOST:PORT" in malformed
+    (first, _), (again, _) = out["silent"]
+    assert first == f"ClusterError: no Ray cluster at {silent_address}: no answer within 2s"
+    assert again.startswith(f"ClusterError: no Ray cluster at {silent_address}: an earlier attempt"), again
+    (chatty_error, _), = out["chatty"]
+    assert chatty_error.startswith(f"ClusterError: no Ray cluster at {chatty_address}"), chatty_error
+    assert all(seconds < 10 for results in out.values() for _, seconds in results), out
+    assert wall_s < 60, f"the processes took {wall_s:.0f}s to exit"  # abandoned attempts do not hold up an exit
 
 
 # ================================================================= sweeps
@@ -416,15 +428,16 @@ def kill_victim(marks: Path, killed: list[int]) -> None:
     killed.append(pid)
 
 
-def test_sweep_spreads_over_both_nodes_retries_a_killed_worker_and_records_failures(cluster, tmp_path):
+def test_sweep_spreads_over_both_nodes_retries_a_killed_worker_and_records_failures(ray_cluster, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     spec = sweep.load_spec(tiny_spec())
     killed: list[int] = []
     killer = threading.Thread(target=kill_victim, args=(marks, killed), daemon=True)
     killer.start()
-    summary = perflaw_ray.run_sweep(spec, tmp_path / "out", train_fn=flaky_train_fn(str(marks)), progress=False,
-                                    log=lambda _: None, max_retries=2)
+    executor = cluster.RayExecutor(max_retries=2)  # the connection of this process is reused
+    summary = sweep.run_sweep(spec, tmp_path / "out", train_fn=flaky_train_fn(str(marks)), progress=False,
+                              log=lambda _: None, executor=executor)
     killer.join(timeout=5)
     assert len(killed) == 1
     assert (summary.finished, summary.failed, summary.skipped) == (3, 1, 0)
@@ -443,10 +456,10 @@ def test_sweep_spreads_over_both_nodes_retries_a_killed_worker_and_records_failu
     # dim 12 failed for its own reasons: recorded, never retried.
     assert len((marks / "attempts-12").read_text().split()) == 1
     # The runs went to both nodes.
-    assert {r["ray_node_id"] for r in rows} == {n["NodeID"] for n in cluster.nodes}
+    assert {r["ray_node_id"] for r in rows} == {n["NodeID"] for n in ray_cluster.nodes}
 
-    # Resuming skips the finished runs, retries the failed one, and duplicates nothing.
-    again = perflaw_ray.run_sweep(spec, tmp_path / "out", train_fn=flaky_train_fn(str(marks)), progress=False,
+    # Resuming (through the shorthand) skips the finished runs, retries the failed one, and duplicates nothing.
+    again = cluster.run_sweep(spec, tmp_path / "out", train_fn=flaky_train_fn(str(marks)), progress=False,
                                   log=lambda _: None)
     assert (again.skipped, again.finished, again.failed) == (3, 0, 1)
     rows = sweep.open_results(tmp_path / "out").rows()
@@ -455,7 +468,7 @@ def test_sweep_spreads_over_both_nodes_retries_a_killed_worker_and_records_failu
     assert len((marks / "attempts-4").read_text().split()) == 1
 
 
-def test_sweep_command_with_ray_places_auto_device_runs_on_the_gpu_node(cluster, tmp_path, capsys):
+def test_sweep_command_with_ray_places_auto_device_runs_on_the_gpu_node(ray_cluster, tmp_path, capsys):
     spec = tiny_spec(device="auto")
     spec["grid"]["dim"] = [4, 8]
     lines = [f'name = "{spec["name"]}"', "[[datasets]]", 'name = "s"', "synth = { users = 60, items = 30, seed = 1 }",
@@ -464,18 +477,23 @@ def test_sweep_command_with_ray_places_auto_device_runs_on_the_gpu_node(cluster,
     toml = tmp_path / "spec.toml"
     toml.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
-    assert cli(["sweep", str(toml), "--ray", cluster.address, "--out", str(out), "--no-progress"]) == 0
+    assert cli(["sweep", str(toml), "--ray", ray_cluster.address, "--out", str(out), "--no-progress"]) == 0
     assert "2 trained, 0 already done, 0 failed" in capsys.readouterr().out
     rows = sweep.open_results(out).rows()
-    gpu_node = next(n["NodeID"] for n in cluster.nodes if n["Resources"].get("GPU"))
+    gpu_node = next(n["NodeID"] for n in ray_cluster.nodes if n["Resources"].get("GPU"))
     assert {r["ray_node_id"] for r in rows} == {gpu_node}
-    assert cli(["sweep", str(toml), "--ray", cluster.address, "--out", str(out), "--no-progress"]) == 0
+    assert cli(["sweep", str(toml), "--ray", ray_cluster.address, "--out", str(out), "--no-progress"]) == 0
     assert "0 trained, 2 already done" in capsys.readouterr().out
     assert len(sweep.open_results(out).rows()) == 2
 
 
-def test_sweep_asking_for_more_gpus_than_the_cluster_has_fails_before_training(cluster, tmp_path):
+def test_sweep_asking_for_more_gpus_than_the_cluster_has_fails_before_training(ray_cluster, tmp_path):
     spec = sweep.load_spec(tiny_spec())
     with pytest.raises(ValueError, match="gpus_per_run=4 but the Ray cluster has 1 GPU"):
-        perflaw_ray.run_sweep(spec, tmp_path / "out", gpus_per_run=4, progress=False)
+        cluster.run_sweep(spec, tmp_path / "out", gpus_per_run=4, progress=False)
+    with pytest.raises(ValueError, match="gpus_per_run=2 but the Ray cluster has 1 GPU"):
+        sweep.run_sweep(spec, tmp_path / "out", progress=False, executor=cluster.RayExecutor(gpus_per_run=2))
     assert not (tmp_path / "out").exists()
+    assert ray.is_initialized()  # the executor leaves the connection it found as it was
+    with pytest.raises(ValueError, match="cpus_per_run must be a positive number"):
+        cluster.RayExecutor(cpus_per_run=0)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -139,6 +142,139 @@ def test_rerun_skips_finished_runs_and_failures_are_recorded(tmp_path):
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
     assert {r["dim"] for r in rows} == {4, 8} and all(r["d_prime"] > 0 for r in rows)
     assert calls == [4, 8, 8]
+
+
+# -------------------------------------------------------------- executors
+# Row fields that measure this run's speed or memory, not what it computed.
+TIMINGS = {"wall_s", "train_s", "tokens_per_s", "eval_users_per_s", "peak_memory_bytes"}
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def stored(out) -> dict:
+    return {r["run_key"]: without_timings(r) for r in sweep.open_results(out).rows()}
+
+
+class ReversedInAThread(sweep.Executor):
+    """Holds every run until all are submitted, then trains them in reverse order in a worker thread."""
+
+    label = "a thread"
+
+    def __init__(self):
+        self.jobs, self.started_with, self.closed = [], None, False
+
+    def start(self, runs):
+        self.started_with = len(runs)
+
+    def submit(self, job):
+        self.jobs.append(job)
+
+    def finished(self, block):
+        if not block or not self.jobs:
+            return
+        done = queue.Queue()
+        jobs, self.jobs = self.jobs[::-1], []
+        worker = threading.Thread(target=lambda: [done.put((job, job.execute())) for job in jobs])
+        worker.start()
+        for _ in jobs:
+            yield done.get(timeout=300)
+        worker.join()
+
+    def close(self):
+        self.closed = True
+
+
+def fails_at_dim_8(seqs, config, progress, checkpoint_dir):
+    if config.dim == 8:
+        raise RuntimeError("loss diverged (simulated)")
+    from perflaw.training import train
+
+    return train(seqs, config, progress=False, checkpoint_dir=checkpoint_dir)
+
+
+def test_a_custom_executor_records_the_same_store_as_the_local_one(tmp_path):
+    spec = sweep.load_spec(tiny_spec(dim=[4, 8, 12]))
+    local = sweep.run_sweep(spec, tmp_path / "local", progress=False, train_fn=fails_at_dim_8, log=lambda _: None)
+    executor, lines = ReversedInAThread(), []
+    custom = sweep.run_sweep(spec, tmp_path / "custom", progress=False, train_fn=fails_at_dim_8, log=lines.append,
+                             executor=executor)
+    assert executor.started_with == 3 and executor.closed
+    assert [re.search(r" d=(\d+)", line).group(1) for line in lines] == ["12", "8", "4"]  # really reversed
+    assert "FAILED RuntimeError: loss diverged" in lines[1]
+    for summary in (local, custom):
+        assert (summary.total, summary.finished, summary.failed, summary.skipped) == (3, 2, 1, 0)
+    assert custom.variants == local.variants
+    assert stored(tmp_path / "custom") == stored(tmp_path / "local")
+    assert len(stored(tmp_path / "local")) == 3
+    failed = [r for r in stored(tmp_path / "custom").values() if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["dim"] == 8 and "loss diverged" in failed[0]["error"]
+    assert (tmp_path / "custom" / "spec.json").read_text() == (tmp_path / "local" / "spec.json").read_text()
+    # Resuming through the custom executor submits only the failed run.
+    again = ReversedInAThread()
+    summary = sweep.run_sweep(spec, tmp_path / "custom", progress=False, log=lambda _: None, executor=again)
+    assert (summary.skipped, summary.finished, summary.failed) == (2, 1, 0)
+    rows = stored(tmp_path / "custom")
+    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows.values())
+
+
+class Died(sweep.Executor):
+    """Every run's worker 'dies': the outcome is built by the driver (RunJob.failure)."""
+
+    def __init__(self):
+        self.done = []
+
+    def submit(self, job):
+        self.done.append((job, job.failure("WorkerCrashedError: the worker died")))
+
+    def finished(self, block):
+        while self.done:
+            yield self.done.pop(0)
+
+
+def test_runs_an_executor_lost_are_recorded_as_failed_with_their_data_columns(tmp_path):
+    spec = sweep.load_spec(tiny_spec())
+    summary = sweep.run_sweep(spec, tmp_path, progress=False, log=lambda _: None, executor=Died())
+    assert (summary.finished, summary.failed) == (0, 2)
+    rows = sweep.open_results(tmp_path).rows()
+    assert {r["status"] for r in rows} == {"failed"} and {r["dim"] for r in rows} == {4, 8}
+    assert all(r["error"] == "WorkerCrashedError: the worker died" and r["d_prime"] > 0 for r in rows)
+
+
+def test_an_executor_is_closed_however_the_sweep_ends(tmp_path):
+    spec = sweep.load_spec(tiny_spec())
+    closed = []
+
+    class Refuses(sweep.LocalExecutor):
+        def start(self, runs):
+            raise ValueError(f"no room for {len(runs)} runs")
+
+        def close(self):
+            closed.append("refused")
+
+    with pytest.raises(ValueError, match="no room for 2 runs"):
+        sweep.run_sweep(spec, tmp_path / "refused", progress=False, executor=Refuses())
+    assert not (tmp_path / "refused").exists() and closed == ["refused"]
+
+    class Interrupted(sweep.LocalExecutor):
+        def close(self):
+            closed.append("interrupted")
+
+    def interrupt_at_dim_8(seqs, config, progress, checkpoint_dir):
+        if config.dim == 8:
+            raise KeyboardInterrupt
+        return fails_at_dim_8(seqs, config, progress, checkpoint_dir)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(spec, tmp_path / "stopped", progress=False, train_fn=interrupt_at_dim_8, log=lambda _: None,
+                        executor=Interrupted())
+    assert closed == ["refused", "interrupted"]
+    assert [r["dim"] for r in sweep.open_results(tmp_path / "stopped").rows()] == [4]  # the finished run is kept
 
 
 KILLABLE = """

@@ -16,9 +16,10 @@ Two entry points, both optional (``pip install 'perflaw[ray]'``):
   each prefix partition together, where it is counted exactly and reduced to
   two small count histograms, which add up across partitions
   (:class:`~perflaw.blocks.BlockHistograms`).
-* :func:`run_sweep` runs every pending training run of a sweep spec as a Ray
-  task with the CPUs and GPUs it asks for, while the driver alone writes the
-  results store, so a sweep resumes and never records a run twice.
+* :class:`RayExecutor`, a :class:`perflaw.sweep.Executor`, trains each pending
+  run of a sweep as a Ray task with the CPUs and GPUs it asks for, retried when
+  its worker dies; :func:`perflaw.sweep.run_sweep` still prepares the data and
+  alone writes the results store (:func:`run_sweep` is a shorthand).
 
 Exactness. Counts and the data fingerprint equal the single-machine result
 exactly; the floating statistics use exactly rounded sums over the same
@@ -38,22 +39,27 @@ a ``timestamp`` or an ``order`` column.
 from __future__ import annotations
 
 import glob as _glob
-import itertools
 import logging
 import math
 import os
 import pickle
+import signal
 import socket
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from perflaw import sweep
+from perflaw.ingest import PARQUET_SUFFIXES
+from perflaw.quality import QualityParts, check_m, check_max_len
 from perflaw.sequences import positive_int
+from perflaw.sweep import Executor, RunJob, RunOutcome, RunSpec
 
 if TYPE_CHECKING:
     from perflaw.quality import DataQuality
@@ -64,9 +70,8 @@ try:
 except ImportError as _error:  # pragma: no cover - depends on the environment
     raise ImportError("perflaw.cluster needs Ray: pip install 'perflaw[ray]'") from _error
 
-__all__ = ["ClusterError", "connect", "data_quality", "run_sweep", "parquet_files", "PARQUET_SUFFIXES"]
+__all__ = ["ClusterError", "connect", "data_quality", "RayExecutor", "run_sweep", "parquet_files", "PARQUET_SUFFIXES"]
 
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 # Rows per read chunk of a shard, and the default rows per user partition.
 READ_CHUNK_ROWS = 1_000_000
 ROWS_PER_USER_PARTITION = 2_000_000
@@ -95,10 +100,10 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
         ``RAY_ADDRESS``, else a cluster started on this machine with
         ``ray start``, else start a single-machine Ray instance.
     timeout_s : float
-        How long to wait for the head to answer. ``ray.init`` itself can wait
-        for minutes on an address where nothing listens, so the address is
-        probed first (a TCP connection, then an HTTP/2 greeting, which a Ray
-        GCS answers).
+        How long connecting to a given address (argument or ``RAY_ADDRESS``)
+        may take: ``ray.init`` retries for minutes where no Ray cluster
+        answers, so it runs in a helper thread, given up on after
+        ``timeout_s``. An address that refuses connections fails at once.
 
     Returns
     -------
@@ -110,7 +115,9 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
     Raises
     ------
     ClusterError
-        Nothing, or nothing that speaks gRPC, answers at the address within ``timeout_s``.
+        The address refuses connections, or no Ray cluster answers there within ``timeout_s``.
+    ValueError
+        The address does not look like ``HOST:PORT``.
 
     Examples
     --------
@@ -123,42 +130,102 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     target = address if address is not None else os.environ.get("RAY_ADDRESS") or None
-    if target not in (None, "auto", "local"):
-        if not isinstance(target, str):
-            raise TypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
-        _probe(target, float(timeout_s))
-    try:
-        ray.init(address=address, logging_level="WARNING")
-    except ConnectionError as exc:
-        raise ClusterError(f"cannot connect to a Ray cluster at {address or 'auto'}: {exc}") from None
+    if target in (None, "auto", "local"):
+        try:
+            ray.init(address=address, logging_level="WARNING")
+        except ConnectionError as exc:
+            raise ClusterError(f"cannot connect to a Ray cluster at {address or 'auto'}: {exc}") from None
+        return True
+    if not isinstance(target, str):
+        raise TypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
+    deadline = time.monotonic() + float(timeout_s)
+    _check_reachable(target, float(timeout_s))
+    _init_within(address, target, float(timeout_s), deadline)
     return True
 
 
-def _probe(address: str, timeout_s: float) -> None:
-    """Fails fast unless a gRPC server (a Ray GCS, or Ray Client) answers at ``address``."""
+def _check_reachable(address: str, timeout_s: float) -> None:
+    """Fails at once when the address is malformed, or nothing accepts connections there."""
     host_port = address.split("://", 1)[1] if "://" in address else address
     host, _, port_text = host_port.rpartition(":")
     host = host.strip("[]")
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"a Ray address looks like HOST:PORT (e.g. 10.0.0.5:6379), got {address!r}")
-    port = int(port_text)
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as conn:
-            if address.startswith("ray://") or os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
-                return  # the greeting below is for plain-text gRPC only
-            conn.settimeout(timeout_s)
-            # HTTP/2 client preface and an empty SETTINGS frame; a gRPC server answers with SETTINGS.
-            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
-            reply = conn.recv(9)
-    except socket.timeout:
+        socket.create_connection((host, int(port_text)), timeout=timeout_s).close()
+    except TimeoutError:
         raise ClusterError(f"no Ray cluster at {address}: no answer within {timeout_s:g}s") from None
     except ConnectionRefusedError:
         raise ClusterError(
             f"no Ray cluster at {address}: connection refused (is `ray start --head` running there?)") from None
     except OSError as exc:
         raise ClusterError(f"no Ray cluster at {address}: {exc.strerror or exc}") from None
-    if len(reply) < 4 or reply[3] != 4:
-        raise ClusterError(f"no Ray cluster at {address}: the server there does not speak gRPC")
+
+
+class _Attempt:
+    """One ``ray.init`` in a helper thread; given up on, it disconnects again if it ever connects."""
+
+    def __init__(self, address: str | None, target: str):
+        self.address, self.target = address, target
+        self.lock = threading.Lock()
+        self.done = self.abandoned = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="perflaw-ray-connect", daemon=True)
+
+    def _run(self) -> None:
+        # ray.init warns that it cannot set its SIGTERM handler here; _init_within sets it in the main thread.
+        def quiet(record: logging.LogRecord) -> bool:
+            return "SIGTERM handler is not set" not in record.getMessage()
+
+        worker_log = logging.getLogger("ray._private.worker")
+        worker_log.addFilter(quiet)
+        try:
+            ray.init(address=self.address, logging_level="WARNING")
+        except BaseException as exc:  # handed to the caller's thread
+            self.error = exc
+        finally:
+            worker_log.removeFilter(quiet)
+            with self.lock:
+                self.done = True
+                if self.abandoned and self.error is None:
+                    ray.shutdown()  # the caller was told it failed
+
+    def give_up(self) -> bool:  # True when it was still running (and now abandoned)
+        with self.lock:
+            if not self.done:
+                self.abandoned = True
+                _ABANDONED.append(self)
+            return self.abandoned
+
+
+# Connection attempts that timed out and may still be running (Ray retries for minutes).
+_ABANDONED: list[_Attempt] = []
+
+
+def _init_within(address: str | None, target: str, timeout_s: float, deadline: float) -> None:
+    """``ray.init(address)``, given up on at ``deadline``."""
+    for earlier in list(_ABANDONED):  # two ray.init at once in one process would clash
+        earlier.thread.join(max(0.0, deadline - time.monotonic()))
+        if earlier.thread.is_alive():
+            raise ClusterError(
+                f"no Ray cluster at {target}: an earlier attempt to connect to {earlier.target} in this "
+                "process is still running (Ray gives up on it after a few minutes); try again in a new process")
+        _ABANDONED.remove(earlier)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))  # as ray.init does there
+    attempt = _Attempt(address, target)
+    attempt.thread.start()
+    try:
+        attempt.thread.join(max(0.0, deadline - time.monotonic()))
+    except BaseException:  # Ctrl-C while waiting
+        attempt.give_up()
+        raise
+    if attempt.give_up():
+        raise ClusterError(f"no Ray cluster at {target}: no answer within {timeout_s:g}s")
+    if isinstance(attempt.error, ConnectionError):
+        raise ClusterError(f"cannot connect to a Ray cluster at {target}: {attempt.error}") from None
+    if attempt.error is not None:
+        raise attempt.error
 
 
 @contextmanager
@@ -259,14 +326,12 @@ def data_quality(
     Examples
     --------
     >>> import perflaw
-    >>> from perflaw import cluster as perflaw_ray
-    >>> q = perflaw_ray.data_quality("logs/part-*.parquet", m=2, address="10.0.0.5:6379")  # doctest: +SKIP
+    >>> from perflaw import cluster
+    >>> q = cluster.data_quality("logs/part-*.parquet", m=2, address="10.0.0.5:6379")  # doctest: +SKIP
     >>> q.d_prime == perflaw.data_quality("logs/all.parquet", m=2).d_prime  # doctest: +SKIP
     True
     """
-    from perflaw.quality import QualityParts, _check_m, _check_max_len, _summarize
-
-    m, max_len = _check_m(m), _check_max_len(max_len)
+    m, max_len = check_m(m), check_max_len(max_len)
     partitions = positive_int(partitions, "partitions")
     threads = positive_int(threads, "threads")
     for name, value in (("user", user), ("item", item)):
@@ -294,7 +359,7 @@ def data_quality(
         parts, block = _collect(stats, block_entropy)
         if not parts:
             raise ValueError(f"no interactions in {_describe(source)}")
-    return _summarize(QualityParts.combine(parts), block)
+    return QualityParts.combine(parts).summarize(block)
 
 
 def _describe(source: Any) -> str:
@@ -506,7 +571,6 @@ def _user_partition_stats(table, layout: _Layout, m: int, max_len: int | None, t
     import pyarrow.compute as pc
 
     from perflaw import _core
-    from perflaw.quality import QualityParts
     from perflaw.sequences import Sequences
 
     # Position first: the timestamp sort in from_table is stable, so ties keep it.
@@ -586,127 +650,127 @@ def _collect(stats, block_entropy: bool):
 
 
 # =================================================================== sweeps
-def run_sweep(
-    spec: Any,
-    out_dir: str | os.PathLike[str],
-    *,
-    address: str | None = None,
-    train_fn: Callable[..., Any] | None = None,
-    cpus_per_run: float = 1,
-    gpus_per_run: float | None = None,
-    max_retries: int = 3,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    timeout_s: float = 10.0,
-) -> "SweepSummary":
-    """Runs every unfinished run of a sweep spec as a Ray task; the driver records each in the store.
+class RayExecutor(Executor):
+    """Trains each run of a sweep as a Ray task (a :class:`perflaw.sweep.Executor`).
 
-    The same contract as :func:`perflaw.sweep.run_sweep`: ``out_dir`` holds
-    ``results.sqlite`` (one row per run, keyed by its configuration and the
-    data fingerprint), ``spec.json`` and per-run checkpoints. Finished runs
-    are skipped, so a re-run resumes and never duplicates one. Every data
-    variant is prepared (and its D′ measured) on the driver, put in the
-    object store once, and its runs are submitted at once; Ray places them
-    where their resources are free and the driver records each as it finishes.
+    :func:`perflaw.sweep.run_sweep` prepares each data variant on the driver;
+    its sequences go into Ray's object store once and its pending runs are
+    submitted at once, placed by Ray where their resources are free. The
+    driver records each as it finishes, so it alone writes the store; each
+    row also gets ``ray_node_id``, ``ray_node_ip`` and ``ray_worker_pid``.
 
     A run whose worker process or node dies is retried by Ray (``max_retries``
-    times), resuming from its last checkpoint when ``out_dir`` is on a file
-    system the new worker sees; when the retries run out it is recorded as
-    failed, and the next call retries it. A run that raises is recorded as
+    times), resuming from its last checkpoint when the sweep folder is on a
+    file system the new worker sees; when the retries run out it is recorded
+    as failed, and the next sweep retries it. A run that raises is recorded as
     failed with its error and not retried (:func:`perflaw.sweep.execute_run`).
 
     Parameters
     ----------
-    spec : SweepSpec
-        From :func:`perflaw.sweep.load_spec`.
-    out_dir : path
-        Where the store lives (on the driver's machine).
     address : str, optional
-        The cluster (see :func:`connect`).
-    train_fn : callable, optional
-        Replaces :func:`perflaw.train` (same signature); it runs on the workers.
+        The cluster (see :func:`connect`), connected when the sweep starts and
+        disconnected when it ends unless this process was connected already.
     cpus_per_run : float
         CPUs each run asks for; also its torch thread count.
     gpus_per_run : float, optional
         GPUs each run asks for. Default: 1 when the run's device is ``auto``
-        or ``cuda...`` and the cluster has GPUs, else 0. A ``cuda`` device on
-        a cluster without GPUs is an error.
+        or ``cuda...`` and the cluster has GPUs, else 0. A ``cuda`` device on a cluster
+        without GPUs, or more GPUs than it has, is an error before anything is written.
     max_retries : int
         Retries of a run whose worker died.
-    progress, log
-        As for :func:`perflaw.sweep.run_sweep`.
-
-    Returns
-    -------
-    perflaw.sweep.SweepSummary
+    timeout_s : float
+        How long connecting may take (see :func:`connect`).
 
     Examples
     --------
-    >>> from perflaw import sweep, ray as perflaw_ray
+    >>> from perflaw import sweep, cluster
     >>> spec = sweep.load_spec("sweep.toml")  # doctest: +SKIP
-    >>> perflaw_ray.run_sweep(spec, "out/sweep", address="10.0.0.5:6379").finished  # doctest: +SKIP
+    >>> executor = cluster.RayExecutor("10.0.0.5:6379", cpus_per_run=4)
+    >>> sweep.run_sweep(spec, "out/sweep", executor=executor).finished  # doctest: +SKIP
     24
     """
-    from tqdm.auto import tqdm
 
-    from perflaw import sweep
-    from perflaw.atomic import write_json_atomic
+    label = "ray"
 
-    if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, (int, float)) or not cpus_per_run > 0:
-        raise ValueError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
-    if gpus_per_run is not None and (isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, (int, float))
-                                     or gpus_per_run < 0):
-        raise ValueError(f"gpus_per_run must be a non-negative number or None, got {gpus_per_run!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
-    started = time.perf_counter()
-    runs = sweep.expand(spec)
-    with _session(address, timeout_s):
-        cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
-        for run in runs:  # every run's resources are checked before anything is written or trained
-            _gpus_for(run.config.device, cluster_gpus, gpus_per_run)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out_dir / "spec.json", spec.to_dict())
-        store = sweep.ResultStore(out_dir / sweep.STORE_NAME)
-        summary = sweep.SweepSummary(out_dir=out_dir, total=len(runs))
-        say = log or (lambda line: tqdm.write(line))
-        bar = tqdm(total=len(runs), desc=f"sweep {spec.name} on ray", unit="run", disable=not progress,
-                   dynamic_ncols=True)
-        in_flight: dict[Any, tuple[Any, Any, str]] = {}
+    def __init__(self, address: str | None = None, *, cpus_per_run: float = 1, gpus_per_run: float | None = None,
+                 max_retries: int = 3, timeout_s: float = 10.0):
+        def number(value: Any, kinds: tuple = (int, float)) -> bool:
+            return isinstance(value, kinds) and not isinstance(value, bool)
+
+        if not (number(cpus_per_run) and cpus_per_run > 0):
+            raise ValueError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
+        if gpus_per_run is not None and not (number(gpus_per_run) and gpus_per_run >= 0):
+            raise ValueError(f"gpus_per_run must be a non-negative number or None, got {gpus_per_run!r}")
+        if not (number(max_retries, (int,)) and max_retries >= 0):
+            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+        self.address, self.timeout_s = address, timeout_s
+        self.cpus_per_run, self.gpus_per_run, self.max_retries = cpus_per_run, gpus_per_run, max_retries
+        self._connected_here, self._cluster_gpus = False, 0.0
+        self._in_flight: dict[Any, RunJob] = {}
+        self._data = self._sequences = None  # the PreparedData whose sequences are in the object store, and their ref
+
+    def start(self, runs: Sequence[RunSpec]) -> None:
+        """Connects, and checks that the cluster can place every run."""
+        self._connected_here = connect(self.address, self.timeout_s)
+        self._cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        for run in runs:
+            _gpus_for(run.config.device, self._cluster_gpus, self.gpus_per_run)
+
+    def submit(self, job: RunJob) -> None:
+        if job.data is not self._data:  # a new data variant: its sequences go to the object store once
+            self._data, self._sequences = job.data, ray.put(job.data.sequences)
+        task = _train_run.options(
+            num_cpus=self.cpus_per_run,
+            num_gpus=_gpus_for(job.run.config.device, self._cluster_gpus, self.gpus_per_run),
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+            name=f"perflaw-run-{job.key}",
+        )
+        ref = task.remote(job.run, self._sequences, job.data.quality, job.key, job.train_fn,
+                          str(Path(job.checkpoint_root).resolve()), self.cpus_per_run)
+        self._in_flight[ref] = job
+
+    def finished(self, block: bool) -> Iterator[tuple[RunJob, RunOutcome]]:
+        while self._in_flight:
+            ready, _ = ray.wait(list(self._in_flight), num_returns=1, timeout=None if block else 0)
+            if not ready:
+                return
+            for ref in ready:
+                job = self._in_flight.pop(ref)
+                try:
+                    outcome, where = ray.get(ref)
+                    outcome = RunOutcome({**outcome.row, **where}, outcome.status, outcome.seconds)
+                except ray.exceptions.RayError as exc:  # the worker or node died, and the retries ran out
+                    lines = str(exc).strip().splitlines()
+                    outcome = job.failure(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+                yield job, outcome
+
+    def close(self) -> None:
+        """Cancels the runs still in flight (a stopped driver leaves no training behind); disconnects."""
         try:
-            for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
-                data_started = time.perf_counter()
-                data = sweep.prepare_variant(variant, sweep._cached_dataset(variant.dataset), spec.quality_m,
-                                             spec.data_seed)
-                summary.data_s += time.perf_counter() - data_started
-                summary.variants[variant.label] = data.quality
-                pending = sweep.pending_runs(list(variant_runs), data, store, summary, bar)
-                if not pending:
-                    continue
-                sequences = ray.put(data.sequences)
-                for run, key in pending:
-                    task = _train_run.options(
-                        num_cpus=cpus_per_run,
-                        num_gpus=_gpus_for(run.config.device, cluster_gpus, gpus_per_run),
-                        max_retries=max_retries,
-                        retry_exceptions=False,
-                        name=f"perflaw-run-{key}",
-                    )
-                    ref = task.remote(run, sequences, data.quality, key, train_fn,
-                                      str((out_dir / "checkpoints").resolve()), cpus_per_run)
-                    in_flight[ref] = (variant, run, key)
-                _record_finished(in_flight, store, summary, bar, say, wait=False)
-            _record_finished(in_flight, store, summary, bar, say, wait=True)
-        except BaseException:
-            for ref in in_flight:  # a stopped driver leaves no training behind
+            for ref in self._in_flight:
                 ray.cancel(ref, force=True)
-            raise
         finally:
-            bar.close()
-            store.close()
-    summary.wall_s = time.perf_counter() - started
-    return summary
+            self._in_flight.clear()
+            self._data = self._sequences = None
+            if self._connected_here:
+                self._connected_here = False
+                ray.shutdown()
+
+
+def run_sweep(spec: Any, out_dir: str | os.PathLike[str], *, address: str | None = None,
+              train_fn: Callable[..., Any] | None = None, cpus_per_run: float = 1, gpus_per_run: float | None = None,
+              max_retries: int = 3, progress: bool = True, log: Callable[[str], None] | None = None,
+              timeout_s: float = 10.0) -> "SweepSummary":
+    """:func:`perflaw.sweep.run_sweep` (same contract and summary) with a :class:`RayExecutor`.
+
+    ``address``, ``cpus_per_run``, ``gpus_per_run``, ``max_retries`` and
+    ``timeout_s`` go to the executor; ``train_fn`` runs on the workers. E.g.
+    ``cluster.run_sweep(sweep.load_spec("sweep.toml"), "out/sweep", address="10.0.0.5:6379")``.
+    """
+    executor = RayExecutor(address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run, max_retries=max_retries,
+                           timeout_s=timeout_s)
+    return sweep.run_sweep(spec, out_dir, progress=progress, train_fn=train_fn, log=log, executor=executor)
 
 
 def _gpus_for(device: str, cluster_gpus: float, requested: float | None) -> float:
@@ -722,44 +786,13 @@ def _gpus_for(device: str, cluster_gpus: float, requested: float | None) -> floa
     return 1.0 if (wants_cuda or device == "auto") and cluster_gpus >= 1 else 0.0
 
 
-def _record_finished(in_flight, store, summary, bar, say, wait: bool) -> None:
-    """Records every finished run (all of them when ``wait``), one transaction each."""
-    from perflaw.sweep import RunOutcome, _run_line, _variant_columns
-
-    while in_flight:
-        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=None if wait else 0)
-        if not ready:
-            return
-        for ref in ready:
-            variant, run, key = in_flight.pop(ref)
-            try:
-                outcome, where = ray.get(ref)
-                row = {**outcome.row, **where}
-                outcome = RunOutcome(row, outcome.status, outcome.seconds)
-            except ray.exceptions.RayError as exc:  # the worker or node died, and the retries ran out
-                lines = str(exc).strip().splitlines()
-                row = {**_variant_columns(variant, summary.variants[variant.label], run.config),
-                       "error": f"{type(exc).__name__}: {lines[0] if lines else ''}"}
-                outcome = RunOutcome(row, "failed", 0.0)
-            store.record(key, outcome.row, outcome.status)
-            summary.add(outcome)
-            bar.update(1)
-            say(_run_line(variant, run.config, outcome.row, outcome.status))
-
-
 @ray.remote
 def _train_run(run, sequences, quality, key, train_fn, checkpoint_root, cpus):
     """One training run on a worker; returns its outcome and where it ran."""
     import torch
 
-    from perflaw.sweep import execute_run
-
     torch.set_num_threads(max(1, int(cpus)))
-    outcome = execute_run(run, sequences, quality, key, train_fn, Path(checkpoint_root))
-    context = ray.get_runtime_context()
-    where = {
-        "ray_node_id": context.get_node_id(),
-        "ray_node_ip": ray.util.get_node_ip_address(),
-        "ray_worker_pid": os.getpid(),
-    }
+    outcome = sweep.execute_run(run, sequences, quality, key, train_fn, Path(checkpoint_root))
+    where = {"ray_node_id": ray.get_runtime_context().get_node_id(), "ray_node_ip": ray.util.get_node_ip_address(),
+             "ray_worker_pid": os.getpid()}
     return outcome, where

@@ -56,11 +56,33 @@ def resolve_threads(threads: int | None) -> int:
     return int(threads)
 
 
-def _check_m(m: Any) -> int:
+def check_m(m: Any) -> int:
+    """The embedding dimension ``m`` as an int, checked (at least 1).
+
+    Raises
+    ------
+    ValueError
+        ``m`` is not a positive integer.
+
+    Examples
+    --------
+    >>> check_m(3)
+    3
+    >>> check_m(0)
+    Traceback (most recent call last):
+    ValueError: m must be >= 1, got 0
+    """
     return positive_int(m, "m")
 
 
-def _check_max_len(max_len: Any) -> int | None:
+def check_max_len(max_len: Any) -> int | None:
+    """``max_len`` as an int (at least 1), or None for "every item".
+
+    Examples
+    --------
+    >>> check_max_len(50), check_max_len(None)
+    (50, None)
+    """
     return None if max_len is None else positive_int(max_len, "max_len")
 
 
@@ -120,7 +142,7 @@ def apen(
     """
     seqs = as_sequences(seqs)
     values = _core.apen(
-        seqs.offsets, seqs.items, _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+        seqs.offsets, seqs.items, check_m(m), check_max_len(max_len), resolve_threads(threads)
     )
     return np.abs(values) if absolute else values
 
@@ -172,7 +194,7 @@ def coding_stats(
     True
     """
     seqs = as_sequences(seqs)
-    m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+    m, max_len, threads = check_m(m), check_max_len(max_len), resolve_threads(threads)
     lengths = _used_lengths(seqs, max_len)
     values = _core.apen(seqs.offsets, seqs.items, m, max_len, threads)
     lz_sums = _core.lz_lambda_sums(seqs.offsets, seqs.items, max_len, threads)
@@ -229,7 +251,7 @@ class QualityParts:
         """Statistics of one shard. Windows are counted on the raw item ids
         (``Sequences.stable_item_keys``), so shards with different dense
         relabellings merge correctly."""
-        m, max_len, threads = _check_m(m), _check_max_len(max_len), resolve_threads(threads)
+        m, max_len, threads = check_m(m), check_max_len(max_len), resolve_threads(threads)
         windows = None
         if block_entropy:
             windows = _core.WindowCounts(m)
@@ -251,7 +273,33 @@ class QualityParts:
 
     @staticmethod
     def combine(parts: "list[QualityParts]") -> "QualityParts":
-        """All shards' parts in the order given; window counts are merged into a new table."""
+        """All shards' parts in the order given; window counts are merged into a new table.
+
+        Parameters
+        ----------
+        parts : list of QualityParts
+            Computed with the same ``m`` and ``max_len``, all with window
+            counts or all without (``block_entropy=False``).
+
+        Returns
+        -------
+        QualityParts
+            The users of every part, in order; the fingerprint and every
+            statistic equal those of the whole corpus computed at once.
+
+        Raises
+        ------
+        ValueError
+            No parts, or parts computed with different settings.
+
+        Examples
+        --------
+        >>> import perflaw
+        >>> seqs = perflaw.Sequences.from_lists([[1, 2, 1, 2], [3, 3, 4], [5, 6, 5]])
+        >>> shards = [QualityParts.compute(seqs.select([i]), block_entropy=False) for i in range(3)]
+        >>> QualityParts.combine(shards).summarize() == QualityParts.compute(seqs, block_entropy=False).summarize()
+        True
+        """
         if not parts:
             raise ValueError("no parts to combine")
         first = parts[0]
@@ -279,9 +327,40 @@ class QualityParts:
             fingerprint_states=[f for p in parts for f in p.fingerprint_states],
         )
 
-    def summarize(self) -> "DataQuality":
-        """The corpus summary of everything merged so far."""
-        return _summarize(self)
+    def summarize(self, block: BlockHistograms | None = None) -> "DataQuality":
+        """The corpus summary of everything merged so far.
+
+        Parameters
+        ----------
+        block : BlockHistograms, optional
+            Block-entropy count histograms of the same corpus computed
+            elsewhere (spilled to disk, or counted by prefix partition on other
+            machines); they replace ``self.windows``. Without them the block
+            entropy comes from ``self.windows``, and is None when the parts
+            were computed with ``block_entropy=False``.
+
+        Returns
+        -------
+        DataQuality
+
+        Raises
+        ------
+        ValueError
+            The parts hold no users.
+
+        Examples
+        --------
+        >>> import perflaw
+        >>> from perflaw.blocks import BlockHistograms
+        >>> seqs = perflaw.Sequences.from_lists([[1, 2, 1, 2], [3, 3, 4, 3]])
+        >>> lean = QualityParts.compute(seqs, block_entropy=False)  # per-user arrays only
+        >>> lean.summarize().block_entropy is None
+        True
+        >>> block = BlockHistograms.from_counts(QualityParts.compute(seqs).windows)  # counted elsewhere
+        >>> lean.summarize(block) == QualityParts.compute(seqs).summarize()
+        True
+        """
+        return _summarize(self, block)
 
 
 @dataclass(frozen=True)
@@ -349,8 +428,8 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else math.nan
 
 
-def _summarize(parts: QualityParts, block: BlockHistograms | None = None) -> DataQuality:
-    """The summary of ``parts``; ``block`` replaces ``parts.windows`` when the windows were spilled."""
+def _summarize(parts: QualityParts, block: BlockHistograms | None) -> DataQuality:
+    """The summary of ``parts`` (see :meth:`QualityParts.summarize`)."""
     from perflaw import __version__
 
     if block is None and parts.windows is not None:
@@ -455,7 +534,7 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
 
     from perflaw.ingest import iter_batches
 
-    m, max_len = _check_m(m), _check_max_len(max_len)
+    m, max_len = check_m(m), check_max_len(max_len)
     if progress is None:
         progress = sys.stderr.isatty()
     parts: list[QualityParts] = []
@@ -471,4 +550,4 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
             raise ValueError(f"no sequences in {path}")
         workers = resolve_threads(threads) or (os.cpu_count() or 1)
         block = spill.histograms(workers=workers) if spill is not None else None
-    return _summarize(QualityParts.combine(parts), block)
+    return QualityParts.combine(parts).summarize(block)

@@ -9,19 +9,27 @@ full configuration and the data's fingerprint. Re-running a spec skips the
 finished runs, so a crash or ``kill -9`` loses at most the run in flight and
 never duplicates one; a run that fails is recorded with its error and the
 sweep goes on. Specs are checked completely before anything trains.
+
+Where the runs train is an :class:`Executor`'s business: :class:`LocalExecutor`
+(the default) trains them one by one in this process; others (e.g.
+:class:`perflaw.cluster.RayExecutor`) train them elsewhere, several at once.
+Whatever the executor, this process prepares the data variants and alone
+writes the store.
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import itertools
 import json
 import math
 import time
 import traceback
+from collections import deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from perflaw.atomic import write_json_atomic
 from perflaw.sequences import Sequences
@@ -341,12 +349,130 @@ class SweepSummary:
 TrainFn = Callable[..., Any]
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """One run's row for the store, its status ("ok" or "failed") and the seconds it took."""
+
+    row: dict[str, Any]
+    status: str
+    seconds: float
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity
+class RunJob:
+    """One pending run, as :func:`run_sweep` hands it to an :class:`Executor`.
+
+    Attributes
+    ----------
+    run : RunSpec
+        The data variant and training configuration.
+    key : str
+        The run's key in the store (:func:`run_key`).
+    data : PreparedData
+        The variant's sequences and data measures; every job of one variant
+        shares this object, so an executor can ship the sequences once.
+    checkpoint_root : Path
+        The run checkpoints under ``checkpoint_root / key``.
+    train_fn : callable, optional
+        Replaces :func:`perflaw.train`.
+    """
+
+    run: RunSpec
+    key: str
+    data: PreparedData
+    checkpoint_root: Path
+    train_fn: TrainFn | None = None
+
+    def execute(self) -> RunOutcome:
+        """Trains the run here (:func:`execute_run`); a run that raises becomes a failed outcome."""
+        return execute_run(self.run, self.data.sequences, self.data.quality, self.key, self.train_fn,
+                           self.checkpoint_root)
+
+    def failure(self, error: str, seconds: float = 0.0) -> RunOutcome:
+        """A failed outcome for a run that never returned one (e.g. its worker process died)."""
+        row = {**_variant_columns(self.run.variant, self.data.quality, self.run.config), "error": error}
+        return RunOutcome(row, "failed", seconds)
+
+
+class Executor(abc.ABC):
+    """Where a sweep's runs train; :func:`run_sweep` alone writes the store.
+
+    :func:`run_sweep` calls, in this order: :meth:`start` once with every run
+    of the spec, before anything is written; :meth:`submit` for each pending
+    run, data variant by data variant, each submit followed by
+    ``finished(block=False)``; ``finished(block=True)`` once every run is
+    submitted; and :meth:`close`, always, also after an error or Ctrl-C.
+    Each outcome is recorded as soon as ``finished`` yields it, so a driver
+    that dies loses only the runs in flight.
+
+    Examples
+    --------
+    An executor that trains the runs in reverse order once all are submitted:
+
+    >>> class Reversed(Executor):
+    ...     def __init__(self):
+    ...         self.jobs = []
+    ...     def submit(self, job):
+    ...         self.jobs.append(job)
+    ...     def finished(self, block):
+    ...         while block and self.jobs:
+    ...             job = self.jobs.pop()
+    ...             yield job, job.execute()
+    >>> run_sweep(spec, "out/sweep", executor=Reversed())  # doctest: +SKIP
+    """
+
+    #: Shown in the progress bar ("sweep NAME on LABEL"); empty for this process.
+    label: str = ""
+
+    def start(self, runs: Sequence[RunSpec]) -> None:  # an optional hook
+        """Gets ready for these runs (all of the spec's, finished ones included): connect, check resources.
+
+        Raising here stops the sweep before anything is written or trained.
+        """
+
+    @abc.abstractmethod
+    def submit(self, job: RunJob) -> None:
+        """Starts (or queues) one run."""
+
+    @abc.abstractmethod
+    def finished(self, block: bool) -> Iterator[tuple[RunJob, RunOutcome]]:
+        """Yields ``(job, outcome)`` for submitted runs that have finished, each once.
+
+        With ``block=False`` only those finished already; with ``block=True``
+        every run still in flight, waiting for each. A run that fails yields a
+        failed outcome (:meth:`RunJob.failure`), never an exception.
+        """
+
+    def close(self) -> None:  # an optional hook
+        """Stops whatever is still in flight and releases the executor's resources."""
+
+
+class LocalExecutor(Executor):
+    """Trains each run in this process as it is submitted, one at a time (the default).
+
+    Examples
+    --------
+    >>> run_sweep(spec, "out/sweep", executor=LocalExecutor())  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._done: deque[tuple[RunJob, RunOutcome]] = deque()
+
+    def submit(self, job: RunJob) -> None:
+        self._done.append((job, job.execute()))
+
+    def finished(self, block: bool) -> Iterator[tuple[RunJob, RunOutcome]]:
+        while self._done:
+            yield self._done.popleft()
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
     progress: bool = True,
     train_fn: TrainFn | None = None,
     log: Callable[[str], None] | None = None,
+    executor: Executor | None = None,
 ) -> SweepSummary:
     """Runs every unfinished run of ``spec``, recording each in ``out_dir/results.sqlite``.
 
@@ -361,43 +487,65 @@ def run_sweep(
         One bar with an ETA over the whole sweep, and a line per finished run.
     train_fn : callable, optional
         Replaces :func:`perflaw.train` (same signature), e.g. to run elsewhere.
+    log : callable, optional
+        Receives the line of each finished run (default: printed above the bar).
+    executor : Executor, optional
+        Where the runs train: :class:`LocalExecutor` (default), or e.g.
+        :class:`perflaw.cluster.RayExecutor`. The data variants are prepared
+        and every outcome is recorded here, whatever the executor; it is
+        closed when the sweep ends.
 
     Returns
     -------
     SweepSummary
+
+    Examples
+    --------
+    >>> spec = load_spec("sweep.toml")  # doctest: +SKIP
+    >>> run_sweep(spec, "out/sweep").finished  # doctest: +SKIP
+    24
     """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out_dir / "spec.json", spec.to_dict())
-    store = ResultStore(out_dir / STORE_NAME)
+    executor = executor if executor is not None else LocalExecutor()
     runs = expand(spec)
-    summary = SweepSummary(out_dir=out_dir, total=len(runs))
-    say = log or (lambda line: tqdm.write(line))
-    bar = tqdm(total=len(runs), desc=f"sweep {spec.name}", unit="run", disable=not progress, dynamic_ncols=True)
     try:
-        for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
-            _run_variant(spec, variant, list(variant_runs), store, train_fn, summary, bar, say, out_dir)
+        executor.start(runs)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / "spec.json", spec.to_dict())
+        store = ResultStore(out_dir / STORE_NAME)
+        summary = SweepSummary(out_dir=out_dir, total=len(runs))
+        say = log or (lambda line: tqdm.write(line))
+        where = f" on {executor.label}" if executor.label else ""
+        bar = tqdm(total=len(runs), desc=f"sweep {spec.name}{where}", unit="run", disable=not progress,
+                   dynamic_ncols=True)
+
+        def record(done: Iterable[tuple[RunJob, RunOutcome]]) -> None:
+            for job, outcome in done:
+                store.record(job.key, outcome.row, outcome.status)
+                summary.add(outcome)
+                bar.update(1)
+                say(_run_line(job.run.variant, job.run.config, outcome.row, outcome.status))
+
+        try:
+            for variant, variant_runs in itertools.groupby(runs, key=lambda r: r.variant):
+                data_started = time.perf_counter()
+                data = prepare_variant(variant, _cached_dataset(variant.dataset), spec.quality_m, spec.data_seed)
+                summary.data_s += time.perf_counter() - data_started
+                summary.variants[variant.label] = data.quality
+                for run, key in pending_runs(list(variant_runs), data, store, summary, bar):
+                    executor.submit(RunJob(run, key, data, out_dir / "checkpoints", train_fn))
+                    record(executor.finished(block=False))
+            record(executor.finished(block=True))
+        finally:
+            bar.close()
+            store.close()
     finally:
-        bar.close()
-        store.close()
+        executor.close()
     summary.wall_s = time.perf_counter() - started
     return summary
-
-
-def _run_variant(spec, variant, runs, store, train_fn, summary, bar, say, out_dir) -> None:
-    started = time.perf_counter()
-    data = prepare_variant(variant, _cached_dataset(variant.dataset), spec.quality_m, spec.data_seed)
-    summary.data_s += time.perf_counter() - started
-    summary.variants[variant.label] = data.quality
-    for run, key in pending_runs(runs, data, store, summary, bar):
-        outcome = execute_run(run, data.sequences, data.quality, key, train_fn, out_dir / "checkpoints")
-        store.record(key, outcome.row, outcome.status)
-        summary.add(outcome)
-        bar.update(1)
-        say(_run_line(variant, run.config, outcome.row, outcome.status))
 
 
 def pending_runs(runs, data: PreparedData, store: "ResultStore", summary: "SweepSummary", bar) -> list:
@@ -412,15 +560,6 @@ def pending_runs(runs, data: PreparedData, store: "ResultStore", summary: "Sweep
         else:
             pending.append((run, key))
     return pending
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """One run's row for the store, its status and the seconds it took."""
-
-    row: dict[str, Any]
-    status: str
-    seconds: float
 
 
 def execute_run(run: RunSpec, sequences: Sequences, quality: Mapping[str, Any], key: str,

@@ -61,13 +61,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         spec = sweep.with_settings(spec, device=args.device)
     _set_torch_threads(args.torch_threads)
     out = Path(args.out or Path("perflaw-out") / spec.name)
+    executor = None  # this process
     if args.ray is not None:
-        from perflaw.cluster import run_sweep as run_sweep_on_ray
+        from perflaw.cluster import RayExecutor
 
-        summary = run_sweep_on_ray(spec, out, address=args.ray or None, progress=not args.no_progress,
-                                   cpus_per_run=args.torch_threads or 1)
-    else:
-        summary = sweep.run_sweep(spec, out, progress=not args.no_progress)
+        executor = RayExecutor(args.ray or None, cpus_per_run=args.torch_threads or 1)
+    summary = sweep.run_sweep(spec, out, progress=not args.no_progress, executor=executor)
     print(f"sweep {spec.name}: {summary.finished} trained, {summary.skipped} already done, "
           f"{summary.failed} failed, of {summary.total}; results in {out / sweep.STORE_NAME}")
     if args.report:
