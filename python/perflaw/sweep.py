@@ -130,11 +130,10 @@ def load_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | Non
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"sweep spec {str(path)!r} does not exist")
-        import tomllib
-
+        toml = _toml_module()
         try:
-            raw = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
+            raw = toml.loads(path.read_text())
+        except toml.TOMLDecodeError as exc:
             raise ValueError(f"sweep spec {path} is not valid TOML: {exc}") from None
         base_dir = path.parent if base_dir is None else base_dir
     elif isinstance(source, Mapping):
@@ -258,6 +257,15 @@ def synth_config(settings: Mapping[str, Any]):
         return synth.quality_level(level, **settings) if level else synth.SynthConfig(**settings)
     except TypeError as exc:
         raise ValueError(f"bad synth setting: {exc}") from None
+
+
+def _toml_module() -> Any:
+    """The standard library's TOML reader (3.11+), or tomli, the same code for Python 3.10."""
+    try:
+        import tomllib  # novermin - guarded: tomli below on 3.10
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib
 
 
 def expand(spec: SweepSpec) -> list[RunSpec]:
