@@ -3,13 +3,12 @@
 //! Each sequence's result is computed independently and collected in user
 //! order, so results are bit-identical for any thread count.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 use rayon::ThreadPool;
 
-use crate::error::{KernelError, Result};
+use crate::error::{KernelError, Result, MAX_THREADS};
 
 /// A validated view of CSR sequences: user `u` owns `items[offsets[u]..offsets[u+1]]`.
 #[derive(Clone, Copy)]
@@ -98,15 +97,28 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// A rayon pool with exactly `threads` workers (0 = all cores), built once per size.
+/// How many pools of different sizes are kept for reuse; the least recently
+/// used one beyond that is dropped, and its threads exit.
+pub const KEPT_POOLS: usize = 4;
+
+/// A rayon pool with exactly `threads` workers (0 = all cores), reused across calls.
+///
+/// At most `KEPT_POOLS` sizes are cached, so calls with many different thread
+/// counts never leave threads behind.
 pub fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
+    if threads > MAX_THREADS {
+        return Err(KernelError::TooManyThreads(threads));
+    }
+    static POOLS: OnceLock<Mutex<Vec<(usize, Arc<ThreadPool>)>>> = OnceLock::new();
     let mut pools = POOLS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    if let Some(existing) = pools.get(&threads) {
-        return Ok(existing.clone());
+    if let Some(index) = pools.iter().position(|(size, _)| *size == threads) {
+        let entry = pools.remove(index);
+        let found = entry.1.clone();
+        pools.insert(0, entry); // most recently used first
+        return Ok(found);
     }
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -114,7 +126,8 @@ pub fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
         .build()
         .map_err(|e| KernelError::ThreadPool(e.to_string()))?;
     let built = Arc::new(built);
-    pools.insert(threads, built.clone());
+    pools.insert(0, (threads, built.clone()));
+    pools.truncate(KEPT_POOLS);
     Ok(built)
 }
 
@@ -159,5 +172,16 @@ mod tests {
         let sums = |t| batch.map::<(), _, _>(&pool(t).unwrap(), None, |_, s| s.iter().sum::<i64>());
         assert_eq!(sums(1), sums(2));
         assert_eq!(sums(1)[3], (30..40).sum::<i64>());
+    }
+
+    #[test]
+    fn pools_are_bounded_and_reused() {
+        let first = pool(3).unwrap();
+        for threads in 1..=2 * KEPT_POOLS {
+            pool(threads).unwrap();
+        }
+        assert!(Arc::ptr_eq(&pool(2 * KEPT_POOLS).unwrap(), &pool(2 * KEPT_POOLS).unwrap()));
+        assert!(!Arc::ptr_eq(&first, &pool(3).unwrap())); // evicted, rebuilt
+        assert!(matches!(pool(MAX_THREADS + 1), Err(KernelError::TooManyThreads(_))));
     }
 }

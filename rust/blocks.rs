@@ -90,7 +90,7 @@ impl Partition {
 
 impl WindowCounts {
     pub fn new(m: usize) -> Result<Self> {
-        if m == 0 {
+        if crate::error::check_m(m).is_err() {
             return Err(KernelError::BadM(m));
         }
         Ok(Self {

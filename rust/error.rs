@@ -3,6 +3,20 @@
 
 use std::fmt;
 
+/// Largest embedding dimension accepted (windows of m + 1 items; the paper uses m = 2).
+pub const MAX_M: usize = 1 << 16;
+/// Most worker threads one kernel call may ask for.
+pub const MAX_THREADS: usize = 1024;
+
+/// `m` in 1..=MAX_M, or the error that says so (m + 1 can then never overflow).
+pub fn check_m(m: usize) -> Result<usize> {
+    if (1..=MAX_M).contains(&m) {
+        Ok(m)
+    } else {
+        Err(KernelError::BadM(m))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelError {
     /// `offsets` was empty, did not start at 0 or did not end at `items.len()`.
@@ -27,6 +41,8 @@ pub enum KernelError {
     BadShape(String),
     /// The thread pool could not be built.
     ThreadPool(String),
+    /// More threads than `MAX_THREADS` were asked for.
+    TooManyThreads(usize),
 }
 
 impl fmt::Display for KernelError {
@@ -41,7 +57,7 @@ impl fmt::Display for KernelError {
                 "offsets must be non-decreasing: offsets[{index}]={value} < offsets[{}]={previous}",
                 index - 1
             ),
-            Self::BadM(m) => write!(f, "m must be >= 1, got {m}"),
+            Self::BadM(m) => write!(f, "m must be between 1 and {MAX_M}, got {m}"),
             Self::SequenceTooLong { user, length } => {
                 write!(f, "sequence {user} has {length} items; at most 2**32 - 1 are supported")
             }
@@ -50,6 +66,9 @@ impl fmt::Display for KernelError {
             }
             Self::BadShape(msg) => write!(f, "{msg}"),
             Self::ThreadPool(msg) => write!(f, "could not build the thread pool: {msg}"),
+            Self::TooManyThreads(n) => {
+                write!(f, "threads must be between 0 (all cores) and {MAX_THREADS}, got {n}")
+            }
         }
     }
 }

@@ -15,7 +15,9 @@ pub mod fingerprint;
 pub mod partition;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
+use std::panic::{self, AssertUnwindSafe};
+
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use batch::{pool, Batch};
@@ -23,6 +25,26 @@ use error::KernelError;
 
 /// Window rows and their counts (or group bounds) as numpy arrays.
 type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
+
+/// Runs a binding's body; a panic (a bug) becomes a RuntimeError naming the
+/// function instead of crossing into Python as a PanicException, which
+/// `except Exception` would not catch. Input errors never panic: they are
+/// checked first and raised as ValueError.
+fn guard<T>(name: &str, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(PyRuntimeError::new_err(format!(
+                "perflaw._core.{name} failed internally ({why}); please report it"
+            )))
+        }
+    }
+}
 
 impl From<KernelError> for PyErr {
     fn from(err: KernelError) -> PyErr {
@@ -41,14 +63,14 @@ fn apen_batch<'py>(
     max_len: Option<usize>,
     threads: usize,
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    if m == 0 {
-        return Err(KernelError::BadM(m).into());
-    }
-    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-    batch.check_lengths(max_len)?;
-    let pool = pool(threads)?;
-    let values = py.detach(|| batch.map(&pool, max_len, |s, seq| apen::apen(seq, m, s)));
-    Ok(values.into_pyarray(py))
+    guard("apen", || {
+        let m = error::check_m(m)?;
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        batch.check_lengths(max_len)?;
+        let pool = pool(threads)?;
+        let values = py.detach(|| batch.map(&pool, max_len, |s, seq| apen::apen(seq, m, s)));
+        Ok(values.into_pyarray(py))
+    })
 }
 
 /// Sum of the Lempel-Ziv match lengths Lambda_i of every sequence.
@@ -61,11 +83,13 @@ fn lz_batch<'py>(
     max_len: Option<usize>,
     threads: usize,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-    batch.check_lengths(max_len)?;
-    let pool = pool(threads)?;
-    let sums = py.detach(|| batch.map(&pool, max_len, |s, seq| coding::lz_lambda_sum(seq, s)));
-    Ok(sums.into_pyarray(py))
+    guard("lz_lambda_sums", || {
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        batch.check_lengths(max_len)?;
+        let pool = pool(threads)?;
+        let sums = py.detach(|| batch.map(&pool, max_len, |s, seq| coding::lz_lambda_sum(seq, s)));
+        Ok(sums.into_pyarray(py))
+    })
 }
 
 /// Stable 64-bit hash of every sequence (its items in order, and its length).
@@ -77,11 +101,13 @@ fn hashes_batch<'py>(
     items: PyReadonlyArray1<'py, i64>,
     threads: usize,
 ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-    let pool = pool(threads)?;
-    let hashes =
-        py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
-    Ok(hashes.into_pyarray(py))
+    guard("sequence_hashes", || {
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        let pool = pool(threads)?;
+        let hashes =
+            py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
+        Ok(hashes.into_pyarray(py))
+    })
 }
 
 /// Every window of m + 1 items, grouped by a hash of its m-item prefix:
@@ -96,19 +122,17 @@ fn partition_windows<'py>(
     partitions: usize,
     max_len: Option<usize>,
 ) -> PyResult<WindowArrays<'py>> {
-    if m == 0 {
-        return Err(KernelError::BadM(m).into());
-    }
-    if partitions == 0 {
-        return Err(KernelError::BadShape("partitions must be >= 1".into()).into());
-    }
-    let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-    let (rows, bounds) = py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
-    let windows = rows.len() / (m + 1);
-    Ok((
-        rows.into_pyarray(py).reshape([windows, m + 1])?,
-        bounds.into_pyarray(py),
-    ))
+    guard("partition_windows", || {
+        let m = error::check_m(m)?;
+        partition::check_parts(partitions)?;
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        let (rows, bounds) = py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
+        let windows = rows.len() / (m + 1);
+        Ok((
+            rows.into_pyarray(py).reshape([windows, m + 1])?,
+            bounds.into_pyarray(py),
+        ))
+    })
 }
 
 /// Histograms of a bag of windows given as rows of m + 1 ids (e.g. one spilled
@@ -119,9 +143,12 @@ fn window_histograms<'py>(
     windows: PyReadonlyArray1<'py, i64>,
     m: usize,
 ) -> PyResult<Histograms<'py>> {
-    let flat = windows.as_slice()?;
-    let (joint, prefix) = py.detach(|| blocks::row_histograms(flat, m + 1))?;
-    Ok(histogram_arrays(py, joint, prefix))
+    guard("window_histograms", || {
+        let flat = windows.as_slice()?;
+        let m = error::check_m(m)?;
+        let (joint, prefix) = py.detach(|| blocks::row_histograms(flat, m + 1))?;
+        Ok(histogram_arrays(py, joint, prefix))
+    })
 }
 
 /// H(X_{m+1} | X_1..X_m) from count histograms (as `WindowCounts.histograms()`
@@ -134,28 +161,30 @@ fn histogram_entropy(
     prefix_counts: PyReadonlyArray1<'_, u64>,
     prefix_windows: PyReadonlyArray1<'_, u64>,
 ) -> PyResult<f64> {
-    let pairs = |counts: &[u64], windows: &[u64], name: &str| -> PyResult<Vec<(u64, u64)>> {
-        if counts.len() != windows.len() {
-            return Err(KernelError::BadShape(format!(
-                "{name} histogram: {} counts but {} window numbers",
-                counts.len(),
-                windows.len()
-            ))
-            .into());
-        }
-        Ok(counts
-            .iter()
-            .copied()
-            .zip(windows.iter().copied())
-            .collect())
-    };
-    let joint = pairs(joint_counts.as_slice()?, joint_windows.as_slice()?, "joint")?;
-    let prefix = pairs(
-        prefix_counts.as_slice()?,
-        prefix_windows.as_slice()?,
-        "prefix",
-    )?;
-    Ok(py.detach(|| blocks::entropy_from_histograms(&joint, &prefix)))
+    guard("histogram_entropy", || {
+        let pairs = |counts: &[u64], windows: &[u64], name: &str| -> PyResult<Vec<(u64, u64)>> {
+            if counts.len() != windows.len() {
+                return Err(KernelError::BadShape(format!(
+                    "{name} histogram: {} counts but {} window numbers",
+                    counts.len(),
+                    windows.len()
+                ))
+                .into());
+            }
+            Ok(counts
+                .iter()
+                .copied()
+                .zip(windows.iter().copied())
+                .collect())
+        };
+        let joint = pairs(joint_counts.as_slice()?, joint_windows.as_slice()?, "joint")?;
+        let prefix = pairs(
+            prefix_counts.as_slice()?,
+            prefix_windows.as_slice()?,
+            "prefix",
+        )?;
+        Ok(py.detach(|| blocks::entropy_from_histograms(&joint, &prefix)))
+    })
 }
 
 /// The partition in 0..partitions of every int64 key (a user id), by a stable hash.
@@ -165,9 +194,11 @@ fn partition_keys<'py>(
     keys: PyReadonlyArray1<'py, i64>,
     partitions: usize,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-    let keys = keys.as_slice()?;
-    let parts = py.detach(|| partition::partition_keys(keys, partitions))?;
-    Ok(parts.into_pyarray(py))
+    guard("partition_keys", || {
+        let keys = keys.as_slice()?;
+        let parts = py.detach(|| partition::partition_keys(keys, partitions))?;
+        Ok(parts.into_pyarray(py))
+    })
 }
 
 /// The partition in 0..partitions of every string of an Arrow-style string
@@ -179,9 +210,11 @@ fn partition_strings<'py>(
     data: PyReadonlyArray1<'py, u8>,
     partitions: usize,
 ) -> PyResult<Bound<'py, PyArray1<i64>>> {
-    let (offsets, data) = (offsets.as_slice()?, data.as_slice()?);
-    let parts = py.detach(|| partition::partition_strings(offsets, data, partitions))?;
-    Ok(parts.into_pyarray(py))
+    guard("partition_strings", || {
+        let (offsets, data) = (offsets.as_slice()?, data.as_slice()?);
+        let parts = py.detach(|| partition::partition_strings(offsets, data, partitions))?;
+        Ok(parts.into_pyarray(py))
+    })
 }
 
 fn histogram_arrays<'py>(
@@ -219,8 +252,10 @@ struct WindowCounts {
 impl WindowCounts {
     #[new]
     fn new(m: usize) -> PyResult<Self> {
-        Ok(Self {
-            inner: blocks::WindowCounts::new(m)?,
+        guard("WindowCounts", || {
+            Ok(Self {
+                inner: blocks::WindowCounts::new(m)?,
+            })
         })
     }
 
@@ -249,18 +284,22 @@ impl WindowCounts {
         max_len: Option<usize>,
         threads: usize,
     ) -> PyResult<()> {
-        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-        let pool = pool(threads)?;
-        let inner = &mut self.inner;
-        py.detach(|| inner.update(&batch, max_len, &pool));
-        Ok(())
+        guard("WindowCounts.update", || {
+            let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+            let pool = pool(threads)?;
+            let inner = &mut self.inner;
+            py.detach(|| inner.update(&batch, max_len, &pool));
+            Ok(())
+        })
     }
 
     /// Adds another table's counts to this one.
     fn merge(&mut self, py: Python<'_>, other: &Self) -> PyResult<()> {
-        let inner = &mut self.inner;
-        py.detach(|| inner.merge(&other.inner))?;
-        Ok(())
+        guard("WindowCounts.merge", || {
+            let inner = &mut self.inner;
+            py.detach(|| inner.merge(&other.inner))?;
+            Ok(())
+        })
     }
 
     /// H(X_{m+1} | X_1..X_m) in nats; NaN when no window was counted.
@@ -286,12 +325,14 @@ impl WindowCounts {
 
     /// (windows, counts): an int64 array of shape (distinct, m + 1) sorted by row, and uint64 counts.
     fn to_arrays<'py>(&self, py: Python<'py>) -> PyResult<WindowArrays<'py>> {
-        let (windows, counts) = py.detach(|| self.inner.to_arrays());
-        let rows = counts.len();
-        let windows = windows
-            .into_pyarray(py)
-            .reshape([rows, self.inner.m() + 1])?;
-        Ok((windows, counts.into_pyarray(py)))
+        guard("WindowCounts.to_arrays", || {
+            let (windows, counts) = py.detach(|| self.inner.to_arrays());
+            let rows = counts.len();
+            let windows = windows
+                .into_pyarray(py)
+                .reshape([rows, self.inner.m() + 1])?;
+            Ok((windows, counts.into_pyarray(py)))
+        })
     }
 
     /// Rebuilds a table from `to_arrays` output; repeated rows add up.
@@ -302,9 +343,11 @@ impl WindowCounts {
         windows: PyReadonlyArray1<'_, i64>,
         counts: PyReadonlyArray1<'_, u64>,
     ) -> PyResult<Self> {
-        let (windows, counts) = (windows.as_slice()?, counts.as_slice()?);
-        let inner = py.detach(|| blocks::WindowCounts::from_arrays(m, windows, counts))?;
-        Ok(Self { inner })
+        guard("WindowCounts.from_arrays", || {
+            let (windows, counts) = (windows.as_slice()?, counts.as_slice()?);
+            let inner = py.detach(|| blocks::WindowCounts::from_arrays(m, windows, counts))?;
+            Ok(Self { inner })
+        })
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
@@ -337,5 +380,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_strings, m)?)?;
     m.add_class::<WindowCounts>()?;
     m.add("PARTITIONS", blocks::PARTITIONS)?;
+    m.add("MAX_M", error::MAX_M)?;
+    m.add("MAX_THREADS", error::MAX_THREADS)?;
+    m.add("MAX_PARTITIONS", partition::MAX_PARTITIONS)?;
     Ok(())
 }

@@ -50,9 +50,14 @@ pub fn partition_of(keys: &[i64], parts: usize) -> usize {
     bucket(hash_keys(keys), parts)
 }
 
-fn check_parts(parts: usize) -> Result<()> {
-    if parts == 0 {
-        return Err(KernelError::BadShape("partitions must be >= 1".into()));
+/// Most partitions a key set may be split into.
+pub const MAX_PARTITIONS: usize = 1 << 20;
+
+pub fn check_parts(parts: usize) -> Result<()> {
+    if parts == 0 || parts > MAX_PARTITIONS {
+        return Err(KernelError::BadShape(format!(
+            "partitions must be between 1 and {MAX_PARTITIONS}, got {parts}"
+        )));
     }
     Ok(())
 }

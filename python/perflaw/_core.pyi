@@ -3,13 +3,18 @@
 Every function takes CSR sequences: ``offsets`` (int64, users + 1, from 0 to
 len(items), non-decreasing) and ``items`` (int64, any values; compared
 exactly). ``threads=0`` uses all cores; results never depend on it. The GIL is
-released while the kernels run. Bad offsets raise ValueError.
+released while the kernels run. Bad offsets, ``m`` outside 1..MAX_M and more
+than MAX_THREADS threads raise ValueError; an internal failure (a bug) raises
+RuntimeError naming the function, never a PanicException.
 """
 
 import numpy as np
 import numpy.typing as npt
 
 PARTITIONS: int
+MAX_M: int  # largest m accepted (windows of m + 1 items)
+MAX_THREADS: int  # most threads one call may ask for
+MAX_PARTITIONS: int
 
 def apen(
     offsets: npt.NDArray[np.int64],
