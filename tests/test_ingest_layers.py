@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "python" / "perflaw"
 BOTTOM = ("perflaw.sequences", "perflaw.ids", "perflaw.grouping", "perflaw.arrays")
-BELOW_INGEST = BOTTOM + ("perflaw._core", "perflaw.store", "perflaw.sizing", "perflaw.atomic")
+BELOW_INGEST = BOTTOM + ("perflaw._core", "perflaw.store", "perflaw.sizing", "perflaw.atomic", "perflaw.errors")
 
 
 def _module_name(path: Path) -> str:

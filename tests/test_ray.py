@@ -369,7 +369,7 @@ def test_unreachable_addresses_fail_fast_with_a_clear_error(shards):
     out = {name: json.loads(stdout) for name, (stdout, _, _) in done.items()}
     (refused_error, _), (malformed, _) = out["quick"]
     assert refused_error.startswith(f"ClusterError: no Ray cluster at {refused}") and "refused" in refused_error
-    assert malformed.startswith("ValueError") and "HOST:PORT" in malformed
+    assert malformed.startswith("PerflawError") and "HOST:PORT" in malformed
     (first, _), (again, _) = out["silent"]
     assert first == f"ClusterError: no Ray cluster at {silent_address}: no answer within 2s"
     assert again.startswith(f"ClusterError: no Ray cluster at {silent_address}: an earlier attempt"), again

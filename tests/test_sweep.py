@@ -52,6 +52,12 @@ def tiny_spec(**grid) -> dict:
         (lambda s: s["datasets"].append({"name": "s", "synth": {}}), ValueError, "unique"),
         (lambda s: s["datasets"].append({"name": "x", "synth": {"users": -1}}), ValueError, "users"),
         (lambda s: s["datasets"].append({"name": "y"}), ValueError, "exactly one of"),
+        (lambda s: s["train"].update(device="tpu"), ValueError, "unknown device 'tpu'"),
+        (lambda s: s.update(quality={"m": 2.7}), TypeError, "m must be an integer, got 2.7"),
+        (lambda s: s.update(quality={"m": 2**64}), ValueError, "m must be at most"),
+        (lambda s: s["data"].update(seed=1.5), TypeError, "data.seed must be an integer"),
+        (lambda s: s.update(name="../../x"), ValueError, "names the output folder"),
+        (lambda s: s.update(name="a/b"), ValueError, "names the output folder"),
     ],
 )
 def test_bad_specs_are_rejected_before_training(change, error, match):
@@ -367,3 +373,47 @@ def test_reproduction_specs_load(name, runs):
 def test_movielens_spec_names_the_missing_file():
     with pytest.raises(FileNotFoundError, match="ratings.dat"):
         sweep.load_spec(SPECS / "paper-ml1m.toml")
+
+
+# ---------------------------------------------------------- checked before training
+def test_an_absent_device_is_one_error_before_anything_is_written(tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    spec = sweep.with_settings(sweep.load_spec(tiny_spec()), device="cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        sweep.run_sweep(spec, tmp_path / "out", progress=False, log=lambda _: None)
+    assert not (tmp_path / "out").exists()  # no store, no failed runs
+
+
+def test_an_item_table_below_the_catalogue_stops_the_sweep_before_its_runs(tmp_path):
+    spec = sweep.load_spec(tiny_spec() | {"train": dict(TINY_TRAIN, n_items=3)})
+    trained = []
+    with pytest.raises(ValueError, match="lies beyond the embedding table of 3 items"):
+        sweep.run_sweep(spec, tmp_path, progress=False, log=lambda _: None,
+                        train_fn=lambda *a, **k: trained.append(1))
+    assert trained == []
+    assert sweep.ResultStore(tmp_path / sweep.STORE_NAME).rows() == []
+
+
+def test_the_store_refuses_a_foreign_database_and_leaves_it_alone(tmp_path):
+    path = tmp_path / "results.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE cats (name TEXT)")
+    with pytest.raises(sweep.StoreError, match="not a perflaw results store.*cats"):
+        sweep.ResultStore(path)
+    with sqlite3.connect(path) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    assert tables == ["cats"]
+
+
+def test_a_diverged_run_is_recorded_as_failed_with_the_reason(tmp_path):
+    pytest.importorskip("torch")
+    spec = sweep.load_spec(tiny_spec(dim=[4]) | {"train": dict(TINY_TRAIN, lr=1e6, grad_clip=None)})
+    summary = sweep.run_sweep(spec, tmp_path, progress=False, log=lambda _: None)
+    assert (summary.finished, summary.failed) == (0, 1)
+    (row,) = sweep.ResultStore(tmp_path / sweep.STORE_NAME).rows()
+    assert row["status"] == "failed" and "training diverged" in row["error"]
+    assert "ndcg@10" not in row or row["ndcg@10"] is None

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from perflaw import _core
+from perflaw.errors import PerflawError
 
 # A window of m + 1 items is stored as m + 1 int64 values.
 WINDOW_DTYPE = np.dtype("<i8")
@@ -114,7 +115,7 @@ class WindowSpill:
 
     def __init__(self, m: int, max_len: int | None = None, partitions: int = 64, tmp_dir: str | None = None):
         if partitions < 1:
-            raise ValueError(f"partitions must be >= 1, got {partitions}")
+            raise PerflawError(f"partitions must be >= 1, got {partitions}")
         self.m, self.max_len, self.partitions = m, max_len, partitions
         self._dir = Path(tempfile.mkdtemp(prefix="perflaw-windows-", dir=tmp_dir))
         self._files = [open(self._dir / f"part-{p:04d}.bin", "wb") for p in range(partitions)]

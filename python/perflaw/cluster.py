@@ -60,6 +60,7 @@ from perflaw.ingest import PARQUET_SUFFIXES
 from perflaw.quality import QualityParts, check_m, check_max_len
 from perflaw.sequences import positive_int
 from perflaw.sweep import Executor, RunJob, RunOutcome, RunSpec
+from perflaw.errors import MissingDependency, MissingFileError, PerflawError, PerflawTypeError
 
 if TYPE_CHECKING:
     from perflaw.quality import DataQuality
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
 try:
     import ray
 except ImportError as _error:  # pragma: no cover - depends on the environment
-    raise ImportError("perflaw.cluster needs Ray: pip install 'perflaw[ray]'") from _error
+    raise MissingDependency("perflaw.cluster", "ray", "ray") from _error
 
 __all__ = ["ClusterError", "connect", "data_quality", "RayExecutor", "run_sweep", "parquet_files", "PARQUET_SUFFIXES"]
 
@@ -84,7 +85,7 @@ _SHARD, _ROW, _PART = "__perflaw_shard", "__perflaw_row", "__perflaw_part"
 
 
 # =================================================================== connect
-class ClusterError(ValueError):
+class ClusterError(PerflawError):
     """No Ray cluster answers at the address given."""
 
 
@@ -128,7 +129,7 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
     if ray.is_initialized():
         return False
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
-        raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        raise PerflawError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
     target = address if address is not None else os.environ.get("RAY_ADDRESS") or None
     if target in (None, "auto", "local"):
         try:
@@ -137,7 +138,7 @@ def connect(address: str | None = None, timeout_s: float = 10.0) -> bool:
             raise ClusterError(f"cannot connect to a Ray cluster at {address or 'auto'}: {exc}") from None
         return True
     if not isinstance(target, str):
-        raise TypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
+        raise PerflawTypeError(f"address must be a string such as '10.0.0.5:6379', got {target!r}")
     deadline = time.monotonic() + float(timeout_s)
     _check_reachable(target, float(timeout_s))
     _init_within(address, target, float(timeout_s), deadline)
@@ -150,7 +151,7 @@ def _check_reachable(address: str, timeout_s: float) -> None:
     host, _, port_text = host_port.rpartition(":")
     host = host.strip("[]")
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"a Ray address looks like HOST:PORT (e.g. 10.0.0.5:6379), got {address!r}")
+        raise PerflawError(f"a Ray address looks like HOST:PORT (e.g. 10.0.0.5:6379), got {address!r}")
     try:
         socket.create_connection((host, int(port_text)), timeout=timeout_s).close()
     except TimeoutError:
@@ -336,10 +337,10 @@ def data_quality(
     threads = positive_int(threads, "threads")
     for name, value in (("user", user), ("item", item)):
         if not isinstance(value, str) or not value:
-            raise TypeError(f"{name} must be a non-empty column name, got {value!r}")
+            raise PerflawTypeError(f"{name} must be a non-empty column name, got {value!r}")
     for name, value in (("timestamp", timestamp), ("order", order)):
         if value is not None and (not isinstance(value, str) or not value):
-            raise TypeError(f"{name} must be a column name or None, got {value!r}")
+            raise PerflawTypeError(f"{name} must be a column name or None, got {value!r}")
     if progress is None:
         progress = sys.stderr.isatty()
     with _session(address, timeout_s), _data_context(progress, source):
@@ -358,7 +359,7 @@ def data_quality(
                 _count_prefix_partition, fn_kwargs={"m": m}, batch_format="pyarrow", num_cpus=threads)
         parts, block = _collect(stats, block_entropy)
         if not parts:
-            raise ValueError(f"no interactions in {_describe(source)}")
+            raise PerflawError(f"no interactions in {_describe(source)}")
     return QualityParts.combine(parts).summarize(block)
 
 
@@ -432,16 +433,16 @@ def parquet_files(source: Any) -> list[Path]:
     """
     entries = [source] if isinstance(source, (str, os.PathLike)) else source
     if not isinstance(entries, (list, tuple)) or not entries:
-        raise TypeError(
+        raise PerflawTypeError(
             f"source must be a Parquet path, a glob, a non-empty list of them or a ray.data.Dataset, got {source!r}"
         )
     files: list[Path] = []
     for entry in entries:
         if not isinstance(entry, (str, os.PathLike)):
-            raise TypeError(f"expected a path or a glob, got {entry!r} ({type(entry).__name__})")
+            raise PerflawTypeError(f"expected a path or a glob, got {entry!r} ({type(entry).__name__})")
         text = os.fspath(entry)
         if "://" in text:
-            raise ValueError(
+            raise PerflawError(
                 f"{text!r}: read remote storage with ray.data.read_parquet(...) and pass the Dataset "
                 "(with timestamp= or order=)"
             )
@@ -449,15 +450,15 @@ def parquet_files(source: Any) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET_SUFFIXES)
             if not found:
-                raise ValueError(f"no Parquet files ({', '.join(PARQUET_SUFFIXES)}) in folder {text!r}")
+                raise PerflawError(f"no Parquet files ({', '.join(PARQUET_SUFFIXES)}) in folder {text!r}")
         elif path.is_file():
             found = [path]
         elif _glob.has_magic(text):
             found = sorted(Path(p) for p in _glob.glob(os.path.expanduser(text), recursive=True) if Path(p).is_file())
             if not found:
-                raise ValueError(f"no files match {text!r}")
+                raise PerflawError(f"no files match {text!r}")
         else:
-            raise FileNotFoundError(2, "No such file or folder", text)
+            raise MissingFileError(2, "No such file or folder", text)
         files.extend(found)
     return [f.resolve() for f in files]
 
@@ -480,11 +481,11 @@ def _routed_parquet(source, user, item, timestamp, order, partitions, user_parti
         try:
             metadata = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow raises several kinds for a bad file
-            raise ValueError(f"{path} is not a readable Parquet file: {exc}") from None
+            raise PerflawError(f"{path} is not a readable Parquet file: {exc}") from None
         _check_columns(wanted, metadata.schema_arrow.names, str(path))
         total_rows += metadata.metadata.num_rows
     if total_rows == 0:
-        raise ValueError(f"no interactions: the {len(files)} Parquet file(s) of {source!r} have no rows")
+        raise PerflawError(f"no interactions: the {len(files)} Parquet file(s) of {source!r} have no rows")
     if user_partitions is None:
         user_partitions = max(partitions, math.ceil(total_rows / ROWS_PER_USER_PARTITION))
     layout = _Layout(user, item, timestamp, ((order,) if order else ()) + (_SHARD, _ROW),
@@ -499,13 +500,13 @@ def _routed_parquet(source, user, item, timestamp, order, partitions, user_parti
 
 def _routed_dataset(ds, user, item, timestamp, order, partitions, user_partitions):
     if timestamp is None and order is None:
-        raise ValueError(
+        raise PerflawError(
             "a Ray Dataset has no row order that survives a shuffle: pass timestamp= (and/or order=, "
             "a column such as a global row number) so each user's items keep a defined order"
         )
     schema = ds.schema()
     if schema is None or ds.limit(1).count() == 0:  # limit(1) stops at the first row found
-        raise ValueError("no interactions: the Ray Dataset is empty")
+        raise PerflawError("no interactions: the Ray Dataset is empty")
     wanted = [user, item] + [c for c in (timestamp, order) if c]
     _check_columns(wanted, list(schema.names), "the Ray Dataset")
     layout = _Layout(user, item, timestamp, (order,) if order else (),
@@ -518,7 +519,7 @@ def _routed_dataset(ds, user, item, timestamp, order, partitions, user_partition
 def _check_columns(wanted: list[str], present: list[str], where: str) -> None:
     missing = [name for name in dict.fromkeys(wanted) if name not in present]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; it has {present}")
+        raise PerflawError(f"{where}: missing column(s) {missing}; it has {present}")
 
 
 # ------------------------------------------------------ tasks: read, route
@@ -548,7 +549,7 @@ def _route(table, layout: _Layout):
 
     users = table.column(layout.user)
     if users.null_count:
-        raise ValueError(f"column {layout.user!r} holds {users.null_count} missing values (nulls)")
+        raise PerflawError(f"column {layout.user!r} holds {users.null_count} missing values (nulls)")
     values = np.asarray(users.to_numpy())
     if values.dtype.kind not in "iu":
         if values.dtype == object and all(isinstance(v, (int, np.integer)) for v in values.tolist()):
@@ -698,11 +699,11 @@ class RayExecutor(Executor):
             return isinstance(value, kinds) and not isinstance(value, bool)
 
         if not (number(cpus_per_run) and cpus_per_run > 0):
-            raise ValueError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
+            raise PerflawError(f"cpus_per_run must be a positive number, got {cpus_per_run!r}")
         if gpus_per_run is not None and not (number(gpus_per_run) and gpus_per_run >= 0):
-            raise ValueError(f"gpus_per_run must be a non-negative number or None, got {gpus_per_run!r}")
+            raise PerflawError(f"gpus_per_run must be a non-negative number or None, got {gpus_per_run!r}")
         if not (number(max_retries, (int,)) and max_retries >= 0):
-            raise ValueError(f"max_retries must be a non-negative integer, got {max_retries!r}")
+            raise PerflawError(f"max_retries must be a non-negative integer, got {max_retries!r}")
         self.address, self.timeout_s = address, timeout_s
         self.cpus_per_run, self.gpus_per_run, self.max_retries = cpus_per_run, gpus_per_run, max_retries
         self._connected_here, self._cluster_gpus = False, 0.0
@@ -777,11 +778,11 @@ def _gpus_for(device: str, cluster_gpus: float, requested: float | None) -> floa
     """GPUs a run asks for: as requested, else one when its device may use CUDA and the cluster has GPUs."""
     wants_cuda = device.startswith("cuda")
     if wants_cuda and cluster_gpus == 0:
-        raise ValueError(
+        raise PerflawError(
             f"a run asks for device {device!r} but the Ray cluster has no GPUs; use device='cpu' or 'auto'")
     if requested is not None:
         if requested > cluster_gpus:
-            raise ValueError(f"gpus_per_run={requested:g} but the Ray cluster has {cluster_gpus:g} GPU(s)")
+            raise PerflawError(f"gpus_per_run={requested:g} but the Ray cluster has {cluster_gpus:g} GPU(s)")
         return float(requested)
     return 1.0 if (wants_cuda or device == "auto") and cluster_gpus >= 1 else 0.0
 

@@ -26,6 +26,10 @@ class PerflawTypeError(PerflawError, TypeError):
     """A value of the wrong type (also a ``TypeError``)."""
 
 
+class MissingFileError(PerflawError, FileNotFoundError):
+    """A file or folder that should be there is not (also a ``FileNotFoundError``)."""
+
+
 class TrainingDiverged(PerflawError):
     """The loss or the model's parameters became NaN or infinite during training."""
 

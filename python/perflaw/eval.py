@@ -36,6 +36,7 @@ import numpy as np
 
 from perflaw.sampling import ExclusionIndex, hash_bits, is_torch
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError, PerflawTypeError
 
 METRIC_KS = (1, 5, 10, 20, 50)
 METRIC_NAMES = tuple([f"hr@{k}" for k in METRIC_KS] + [f"ndcg@{k}" for k in METRIC_KS] + ["mrr"])
@@ -63,11 +64,11 @@ def metrics_from_ranks(ranks: Any, ks: Iterable[int] = METRIC_KS) -> dict[str, f
     """
     ranks = _as_numpy(ranks)
     if ranks.ndim != 1 or ranks.size == 0:
-        raise ValueError(f"ranks must be a non-empty 1-D array, got shape {ranks.shape}")
+        raise PerflawError(f"ranks must be a non-empty 1-D array, got shape {ranks.shape}")
     if ranks.dtype.kind not in "iu":
-        raise TypeError(f"ranks must be integers, got dtype {ranks.dtype}")
+        raise PerflawTypeError(f"ranks must be integers, got dtype {ranks.dtype}")
     if ranks.min() < 0:
-        raise ValueError(f"ranks must be >= 0, got {ranks.min()}")
+        raise PerflawError(f"ranks must be >= 0, got {ranks.min()}")
     ranks = ranks.astype(np.float64)
     gains = 1.0 / np.log2(ranks + 2.0)
     metrics: dict[str, float] = {}
@@ -134,13 +135,13 @@ def leave_one_out(seqs: Sequences) -> LeaveOneOut:
     1
     """
     if not isinstance(seqs, Sequences):
-        raise TypeError(f"expected perflaw.Sequences, got {type(seqs).__name__}")
+        raise PerflawTypeError(f"expected perflaw.Sequences, got {type(seqs).__name__}")
     if seqs.n_users == 0 or seqs.tokens == 0:
-        raise ValueError(f"the data is empty: {seqs!r}")
+        raise PerflawError(f"the data is empty: {seqs!r}")
     lengths = seqs.lengths
     evaluated = lengths >= 3
     if not evaluated.any():
-        raise ValueError(
+        raise PerflawError(
             f"no user has the 3 interactions leave-one-out needs (longest has {lengths.max()}); "
             "every user would be training-only"
         )
@@ -315,9 +316,9 @@ def rank_targets(
     protocol = _protocol(protocol)
     if protocol == "sampled":
         if eval_negatives is None or eval_negatives < 1:
-            raise ValueError(f"the sampled protocol needs eval_negatives >= 1, got {eval_negatives}")
+            raise PerflawError(f"the sampled protocol needs eval_negatives >= 1, got {eval_negatives}")
         if task.exclusion is None:
-            raise ValueError("this task was built for the full protocol; build it with protocol='sampled'")
+            raise PerflawError("this task was built for the full protocol; build it with protocol='sampled'")
     ranks = []
     for start in range(0, task.n_users, batch_size):
         stop = min(start + batch_size, task.n_users)
@@ -384,13 +385,13 @@ def evaluate(
 # ===================================================================== helpers
 def _split(which: Any) -> str:
     if which not in SPLITS:
-        raise ValueError(f"unknown split {which!r}; choose one of {list(SPLITS)}")
+        raise PerflawError(f"unknown split {which!r}; choose one of {list(SPLITS)}")
     return which
 
 
 def _protocol(protocol: Any) -> str:
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
+        raise PerflawError(f"unknown protocol {protocol!r}; choose one of {list(PROTOCOLS)}")
     return protocol
 
 

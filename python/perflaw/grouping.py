@@ -79,7 +79,9 @@ def _grouping_order(key: np.ndarray, n_keys: int, times: np.ndarray | None) -> n
     """The stable order that groups rows by ``key``, then time; None when rows are in order."""
     steps = np.diff(key)
     if (steps >= 0).all():
-        if times is None or ((np.diff(times) >= 0) | (steps != 0)).all():
+        # Compare neighbours, never subtract them: a difference of unsigned
+        # times wraps around and would make any order look sorted.
+        if times is None or ((times[1:] >= times[:-1]) | (steps != 0)).all():
             return None
     if times is None:
         return stable_argsort(key, n_keys)

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from perflaw.arrays import first_true, numpy_view, string_array
+from perflaw.errors import PerflawError, PerflawTypeError
 
 __all__ = ["MAX_RAW_ID", "IdKinds", "arrow_ids", "arrow_times", "token_problem", "column_values", "raw_ids"]
 
@@ -66,17 +67,17 @@ def arrow_ids(
         column = column.cast(pa.string())
     if column.null_count:
         row = first_row + first_true(column.is_null())
-        raise ValueError(f"{where}: {role} column {name!r} has a missing value in row {row}")
+        raise PerflawError(f"{where}: {role} column {name!r} has a missing value in row {row}")
     kind = column.type
     if pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_decimal(kind):
         first = f" (first: {column[0].as_py()!r})" if len(column) else ""
-        raise TypeError(f"{where}: {role} column {name!r} holds {kind} values{first}; ids must be integers or strings")
+        raise PerflawTypeError(f"{where}: {role} column {name!r} holds {kind} values{first}; ids must be integers or strings")
     if pa.types.is_integer(kind):
         if how == "str":
             return string_array(column.cast(pa.string()))
         return _checked_int_ids(column, role, name, where, first_row)
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise TypeError(f"{where}: {role} column {name!r} has type {kind}; ids must be integers or strings")
+        raise PerflawTypeError(f"{where}: {role} column {name!r} has type {kind}; ids must be integers or strings")
     return _text_ids(column, role, name, how, where, first_row, kinds)
 
 
@@ -93,6 +94,8 @@ def _text_ids(
         ints = column.cast(pa.int64())
     except pa.ArrowInvalid:
         ints = None
+    if ints is not None and pc.any(pc.match_substring(column, "x", ignore_case=True)).as_py():
+        ints = None  # pyarrow reads "0x10" as 16: hexadecimal text is text, never merged with 16
     if ints is not None and how == "canonical" and not pc.all(pc.equal(ints.cast(pa.string()), column)).as_py():
         ints = None  # e.g. "007" or "-1": RecBole tokens that are text, not numbers
     if ints is None:
@@ -115,7 +118,7 @@ def _text_as_ids(column: pa.Array, role: str, name: Any, where: str, first_row: 
     broken = pc.match_substring_regex(column, "[\r\n]")
     if pc.any(broken).as_py():
         row = first_row + first_true(broken)
-        raise ValueError(
+        raise PerflawError(
             f"{where}: {role} id in row {row} (column {name!r}) spans a line break; is a quote left open?"
         )
     kinds.kinds[role] = "str"
@@ -133,7 +136,7 @@ def _reject_null_markers(column: pa.Array, role: str, name: Any, where: str, fir
     markers = pc.is_in(column, value_set=pa.array(_NULL_MARKERS))
     if pc.any(markers).as_py() and pc.all(pc.or_(pc.invert(not_int), markers)).as_py():
         index = first_true(markers)
-        raise ValueError(
+        raise PerflawError(
             f"{where}: {role} column {name!r} has a missing value {column[index].as_py()!r} in row "
             f"{first_row + index}"
         )
@@ -144,14 +147,14 @@ def _reject_nul(column: pa.Array, role: str, name: Any, where: str, first_row: i
     nul = pc.match_substring(column, "\x00")
     if pc.any(nul).as_py():
         row = first_row + first_true(nul)
-        raise ValueError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")
+        raise PerflawError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")
 
 
 def _reject_empty(column: pa.Array, role: str, name: Any, where: str, first_row: int) -> None:
     empty = pc.equal(pc.utf8_length(column), 0)
     if pc.any(empty).as_py():
         row = first_row + first_true(empty)
-        raise ValueError(f"{where}: {role} column {name!r} has an empty value in row {row}")
+        raise PerflawError(f"{where}: {role} column {name!r} has an empty value in row {row}")
 
 
 def _checked_int_ids(column: pa.Array, role: str, name: Any, where: str, first_row: int) -> np.ndarray:
@@ -161,7 +164,7 @@ def _checked_int_ids(column: pa.Array, role: str, name: Any, where: str, first_r
         too_large = pc.greater(column, pa.scalar(MAX_RAW_ID, column.type)) if column.type == pa.uint64() else None
         if too_large is not None and pc.any(too_large).as_py():
             index = first_true(too_large)
-            raise ValueError(
+            raise PerflawError(
                 f"{where}: {role} id {column[index].as_py()} in row {first_row + index} "
                 f"(column {name!r}) is too large: ids must be < 2**63"
             )
@@ -169,7 +172,7 @@ def _checked_int_ids(column: pa.Array, role: str, name: Any, where: str, first_r
     values = numpy_view(column.cast(pa.int64()))
     if values.min() < 0:
         index = int(np.argmax(values < 0))
-        raise ValueError(
+        raise PerflawError(
             f"{where}: negative {role} id {values[index]} in row {first_row + index} (column {name!r}); "
             "ids must be non-negative"
         )
@@ -181,7 +184,7 @@ def _raise_not_int(column: pa.Array, role: str, name: Any, where: str, first_row
     if pc.any(bad).as_py():
         index = first_true(bad)
         because = " (earlier rows were integers; pass ids='str' to read ids as text)" if by_earlier else ""
-        raise ValueError(
+        raise PerflawError(
             f"{where}: {role} id {column[index].as_py()!r} in row {first_row + index} "
             f"(column {name!r}) is not an integer{because}"
         )
@@ -190,15 +193,15 @@ def _raise_not_int(column: pa.Array, role: str, name: Any, where: str, first_row
     for index in np.flatnonzero(lengths >= 19):
         text = column[int(index)].as_py()
         _raise_out_of_range(int(text), text, role, name, where, first_row + index)
-    raise ValueError(f"{where}: {role} column {name!r} could not be read as integers")
+    raise PerflawError(f"{where}: {role} column {name!r} could not be read as integers")
 
 
 def _raise_out_of_range(value: int, shown: Any, role: str, name: Any, where: str, row: Any) -> None:
     """Raise for an integer id that does not fit int64; return if it does."""
     if value > MAX_RAW_ID:
-        raise ValueError(f"{where}: {role} id {shown} in row {row} (column {name!r}) is too large: ids must be < 2**63")
+        raise PerflawError(f"{where}: {role} id {shown} in row {row} (column {name!r}) is too large: ids must be < 2**63")
     if value < -MAX_RAW_ID - 1:
-        raise ValueError(f"{where}: negative {role} id {shown} in row {row} (column {name!r}); ids must be non-negative")
+        raise PerflawError(f"{where}: negative {role} id {shown} in row {row} (column {name!r}); ids must be non-negative")
 
 
 def _reject_float_text(column: pa.Array, role: str, name: Any, where: str, first_row: int) -> None:
@@ -209,7 +212,7 @@ def _reject_float_text(column: pa.Array, role: str, name: Any, where: str, first
     if pc.all(pc.match_substring_regex(column, _INTEGER_TEXT)).as_py():
         _raise_not_int(column, role, name, where, first_row, False)  # integers out of range
     index = first_true(pc.invert(pc.match_substring_regex(column, _INTEGER_TEXT)))
-    raise TypeError(
+    raise PerflawTypeError(
         f"{where}: {role} id {column[index].as_py()!r} in row {first_row + index} (column {name!r}) "
         "is a number but not an integer; ids must be integers or strings"
     )
@@ -221,7 +224,7 @@ def arrow_times(column: pa.Array | pa.ChunkedArray, name: Any, where: str, first
         column = column.combine_chunks()
     if column.null_count:
         row = first_row + first_true(column.is_null())
-        raise ValueError(f"{where}: timestamp column {name!r} has a missing value in row {row}")
+        raise PerflawError(f"{where}: timestamp column {name!r} has a missing value in row {row}")
     kind = column.type
     if not (
         pa.types.is_integer(kind)
@@ -229,13 +232,13 @@ def arrow_times(column: pa.Array | pa.ChunkedArray, name: Any, where: str, first
         or pa.types.is_timestamp(kind)
         or pa.types.is_date(kind)
     ):
-        raise TypeError(
+        raise PerflawTypeError(
             f"{where}: timestamp column {name!r} has type {kind}; expected numbers or datetimes"
         )
     if pa.types.is_floating(kind):
         nan = pc.is_nan(column)
         if pc.any(nan).as_py():
-            raise ValueError(f"{where}: timestamp column {name!r} is NaN in row {first_row + first_true(nan)}")
+            raise PerflawError(f"{where}: timestamp column {name!r} is NaN in row {first_row + first_true(nan)}")
     if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
         # Order is all that matters: the stored counts (days, s, ms, ...) sort like the times.
         column = column.view(pa.int64() if kind.bit_width == 64 else pa.int32())
@@ -278,7 +281,7 @@ def column_values(values: Any, role: str, name: Any, where: str, ids: bool = Fal
         return _from_objects(values, role, name, where, python_ids=ids)
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ValueError(f"{where}: {role} column {name!r} must be one-dimensional, got shape {array.shape}")
+        raise PerflawError(f"{where}: {role} column {name!r} must be one-dimensional, got shape {array.shape}")
     if array.dtype == object:
         return column_values(array.tolist(), role, name, where, ids)
     if array.dtype.kind == "S":
@@ -299,9 +302,9 @@ def _from_objects(values: Any, role: str, name: Any, where: str, python_ids: boo
     if array is None or (python_ids and not (pa.types.is_integer(array.type) or pa.types.is_string(array.type))):
         bad = _first_bad_id(list(values))
         if bad is not None:
-            raise TypeError(f"{where}: {role} ids must be integers or strings, got {bad!r} ({type(bad).__name__})")
+            raise PerflawTypeError(f"{where}: {role} ids must be integers or strings, got {bad!r} ({type(bad).__name__})")
     if array is None:
-        raise TypeError(f"{where}: {role} column {name!r} mixes value types")
+        raise PerflawTypeError(f"{where}: {role} column {name!r} mixes value types")
     return array
 
 
@@ -332,4 +335,4 @@ def _reject_nul_in_strings(values: np.ndarray, role: str, name: Any, where: str)
         inside = ((codes[:, :-1] == 0) & (codes[:, 1:] != 0)).any(axis=1)
         if inside.any():
             row = start + int(np.argmax(inside)) + 1
-            raise ValueError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")
+            raise PerflawError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")

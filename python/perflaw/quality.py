@@ -35,6 +35,7 @@ import numpy as np
 from perflaw import _core
 from perflaw.blocks import BlockHistograms, WindowSpill
 from perflaw.sequences import Sequences, combine_fingerprints, positive_int
+from perflaw.errors import PerflawError, PerflawTypeError
 
 # |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
 APEN_ZERO = 1e-12
@@ -50,19 +51,21 @@ def resolve_threads(threads: int | None) -> int:
         try:
             threads = int(env)
         except ValueError:
-            raise ValueError(f"PERFLAW_NUM_THREADS must be a positive integer, got {env!r}") from None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    return int(threads)
+            raise PerflawError(f"PERFLAW_NUM_THREADS must be a positive integer, got {env!r}") from None
+    return positive_int(threads, "threads", maximum=_core.MAX_THREADS)
+
+
+# Longest max_len accepted: beyond any sequence a file can hold (and a signed 64-bit count).
+MAX_LENGTH = 2**63 - 1
 
 
 def check_m(m: Any) -> int:
-    """The embedding dimension ``m`` as an int, checked (at least 1).
+    """The embedding dimension ``m`` as an int, checked (1 to ``_core.MAX_M``).
 
     Raises
     ------
     ValueError
-        ``m`` is not a positive integer.
+        ``m`` is not a positive integer, or is beyond what the kernels take.
 
     Examples
     --------
@@ -72,7 +75,7 @@ def check_m(m: Any) -> int:
     Traceback (most recent call last):
     ValueError: m must be >= 1, got 0
     """
-    return positive_int(m, "m")
+    return positive_int(m, "m", maximum=_core.MAX_M)
 
 
 def check_max_len(max_len: Any) -> int | None:
@@ -83,7 +86,7 @@ def check_max_len(max_len: Any) -> int | None:
     >>> check_max_len(50), check_max_len(None)
     (50, None)
     """
-    return None if max_len is None else positive_int(max_len, "max_len")
+    return None if max_len is None else positive_int(max_len, "max_len", maximum=MAX_LENGTH)
 
 
 def as_sequences(data: Any) -> Sequences:
@@ -96,7 +99,7 @@ def as_sequences(data: Any) -> Sequences:
         return read_sequences(data)
     if isinstance(data, (list, tuple)):
         return Sequences.from_lists(data)
-    raise TypeError(f"expected Sequences, a path or a list of lists, got {type(data).__name__}")
+    raise PerflawTypeError(f"expected Sequences, a path or a list of lists, got {type(data).__name__}")
 
 
 def _used_lengths(seqs: Sequences, max_len: int | None) -> np.ndarray:
@@ -301,16 +304,16 @@ class QualityParts:
         True
         """
         if not parts:
-            raise ValueError("no parts to combine")
+            raise PerflawError("no parts to combine")
         first = parts[0]
         for part in parts[1:]:
             if (part.m, part.max_len) != (first.m, first.max_len):
-                raise ValueError(
+                raise PerflawError(
                     f"cannot merge parts computed with m={first.m}, max_len={first.max_len} "
                     f"and m={part.m}, max_len={part.max_len}"
                 )
             if (part.windows is None) != (first.windows is None):
-                raise ValueError("cannot merge parts with and without block-entropy window counts")
+                raise PerflawError("cannot merge parts with and without block-entropy window counts")
         windows = None
         if first.windows is not None:
             windows = _core.WindowCounts(first.m)
@@ -436,7 +439,7 @@ def _summarize(parts: QualityParts, block: BlockHistograms | None) -> DataQualit
         block = BlockHistograms.from_counts(parts.windows)
     users = len(parts.lengths)
     if users == 0:
-        raise ValueError("no sequences: data quality needs at least one user")
+        raise PerflawError("no sequences: data quality needs at least one user")
     defined = ~np.isnan(parts.apen)
     signed = parts.apen[defined]
     magnitude = np.abs(signed)
@@ -547,7 +550,7 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
             if spill is not None:
                 spill.add(batch.offsets, batch.stable_item_keys())
         if not parts:
-            raise ValueError(f"no sequences in {path}")
+            raise PerflawError(f"no sequences in {path}")
         workers = resolve_threads(threads) or (os.cpu_count() or 1)
         block = spill.histograms(workers=workers) if spill is not None else None
     return QualityParts.combine(parts).summarize(block)

@@ -33,6 +33,7 @@ import pandas as pd
 
 from perflaw.atomic import write_text_atomic
 from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
+from perflaw.errors import PerflawError
 
 # Columns of results.csv, in this order when present; nested fields stay in results.json.
 _TABLE_COLUMNS = [
@@ -125,10 +126,10 @@ def make_report(
     (out / "figures").mkdir(parents=True, exist_ok=True)
     runs = load_runs(results)
     if runs.empty:
-        raise ValueError("no runs to report: the results are empty")
+        raise PerflawError("no runs to report: the results are empty")
     ok = runs[runs["status"] == "ok"] if "status" in runs else runs
     if ok.empty:
-        raise ValueError(f"no successful runs to report: all {len(runs)} run(s) failed; see their error column")
+        raise PerflawError(f"no successful runs to report: all {len(runs)} run(s) failed; see their error column")
     report = Report(out_dir=out, summary="")
     report.files += _write_tables(runs, out)
     report.answers = answer_panels(ok.reset_index(drop=True), metric, n_boot=n_boot, seed=seed, reach=reach)

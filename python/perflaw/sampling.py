@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from perflaw.errors import PerflawError
 
 _MASK32 = 0xFFFFFFFF
 
@@ -49,7 +50,7 @@ class ExclusionIndex:
         rows = np.asarray(rows, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if items.size and (items.min() < 1 or items.max() > n_items):
-            raise ValueError(f"excluded items must lie in 1..{n_items}, got {items.min()}..{items.max()}")
+            raise PerflawError(f"excluded items must lie in 1..{n_items}, got {items.min()}..{items.max()}")
         order = np.lexsort((items, rows))
         rows, items = rows[order], items[order]
         first = np.ones(len(rows), dtype=bool)

@@ -20,6 +20,7 @@ import numpy as np
 
 from perflaw.grouping import dense_ids, group_rows
 from perflaw.ids import MAX_RAW_ID, arrow_times, column_values, raw_ids
+from perflaw.errors import PerflawError, PerflawTypeError
 
 __all__ = ["MAX_RAW_ID", "Sequences", "combine_fingerprints", "positive_int"]
 
@@ -56,13 +57,13 @@ class Sequences:
     def __post_init__(self) -> None:
         _check_offsets(self.offsets, len(self.items))
         if self.items.dtype != np.int64 or not self.items.flags.c_contiguous:
-            raise TypeError("Sequences.items must be a C-contiguous int64 array")
+            raise PerflawTypeError("Sequences.items must be a C-contiguous int64 array")
         if len(self.user_ids) != self.n_users:
-            raise ValueError(
+            raise PerflawError(
                 f"user_ids has {len(self.user_ids)} entries but offsets describe {self.n_users} users"
             )
         if len(self.items) and (self.items.min() < 1 or self.items.max() > len(self.item_vocab)):
-            raise ValueError(
+            raise PerflawError(
                 f"dense item indices must lie in 1..{len(self.item_vocab)}, "
                 f"got range {self.items.min()}..{self.items.max()}"
             )
@@ -188,7 +189,7 @@ class Sequences:
         """
         columns = _columns(table, [user, item] + ([timestamp] if timestamp else []))
         if len(columns[user]) == 0:
-            raise ValueError("the table has no rows")
+            raise PerflawError("the table has no rows")
         where = "the table"
         users = raw_ids(columns[user], "user", where, name=user)
         items = raw_ids(columns[item], "item", where, name=item)
@@ -266,7 +267,7 @@ class Sequences:
     def sample_users(self, fraction: float, seed: int = 0) -> "Sequences":
         """A seeded random subset of ``round(fraction * users)`` users, in original order."""
         if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+            raise PerflawError(f"fraction must be in (0, 1], got {fraction}")
         n_keep = max(1, round(fraction * self.n_users))
         chosen = np.random.default_rng(seed).choice(self.n_users, size=n_keep, replace=False)
         return self.select(np.sort(chosen))
@@ -351,29 +352,29 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 def _check_offsets(offsets: np.ndarray, n_items: int) -> None:
     if offsets.dtype != np.int64 or offsets.ndim != 1:
-        raise TypeError(f"offsets must be a 1-D int64 array, got {offsets.dtype} with {offsets.ndim} dims")
+        raise PerflawTypeError(f"offsets must be a 1-D int64 array, got {offsets.dtype} with {offsets.ndim} dims")
     if len(offsets) == 0:
-        raise ValueError("offsets must hold at least one entry (0)")
+        raise PerflawError("offsets must hold at least one entry (0)")
     if offsets[0] != 0:
-        raise ValueError(f"offsets must start at 0, got {offsets[0]}")
+        raise PerflawError(f"offsets must start at 0, got {offsets[0]}")
     steps = np.diff(offsets)
     if len(steps) and steps.min() < 0:
         bad = int(np.argmax(steps < 0))
-        raise ValueError(f"offsets must be non-decreasing: offsets[{bad + 1}]={offsets[bad + 1]} < offsets[{bad}]={offsets[bad]}")
+        raise PerflawError(f"offsets must be non-decreasing: offsets[{bad + 1}]={offsets[bad + 1]} < offsets[{bad}]={offsets[bad]}")
     if offsets[-1] != n_items:
-        raise ValueError(f"offsets end at {offsets[-1]} but there are {n_items} items")
+        raise PerflawError(f"offsets end at {offsets[-1]} but there are {n_items} items")
 
 
 def _as_int64(values: Any, name: str) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+        raise PerflawError(f"{name} must be one-dimensional, got shape {array.shape}")
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
     if array.dtype == np.uint64 and array.max() > MAX_RAW_ID:
-        raise ValueError(f"{name} hold a value {array.max()} >= 2**63")
+        raise PerflawError(f"{name} hold a value {array.max()} >= 2**63")
     if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be integers, got dtype {array.dtype}")
+        raise PerflawTypeError(f"{name} must be integers, got dtype {array.dtype}")
     return array.astype(np.int64, copy=False)
 
 
@@ -389,17 +390,29 @@ def _columns(table: Any, names: list[Any]) -> dict[Any, Any]:
         available = list(table.columns)
         getter = table.__getitem__
     else:
-        raise TypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
+        raise PerflawTypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
     missing = [name for name in names if name not in available]
     if missing:
-        raise ValueError(f"missing column(s) {missing}; the table has {available}")
+        raise PerflawError(f"missing column(s) {missing}; the table has {available}")
     return {name: getter(name) for name in names}
 
 
-def positive_int(value: Any, name: str, allow_zero: bool = False) -> int:
-    """``value`` as an int, or a TypeError/ValueError naming ``name`` and the value."""
+def positive_int(value: Any, name: str, allow_zero: bool = False, maximum: int | None = None) -> int:
+    """``value`` as an int, or a TypeError/ValueError naming ``name`` and the value.
+
+    Examples
+    --------
+    >>> positive_int(3, "m", maximum=10)
+    3
+    >>> positive_int(2**64, "m", maximum=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: m must be at most 10, got 18446744073709551616
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise PerflawTypeError(f"{name} must be an integer, got {value!r}")
     if value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
+        raise PerflawError(f"{name} must be {'>= 0' if allow_zero else '>= 1'}, got {value}")
+    if maximum is not None and value > maximum:
+        raise PerflawError(f"{name} must be at most {maximum}, got {value}")
     return int(value)

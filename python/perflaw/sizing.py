@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from perflaw.errors import PerflawError, PerflawTypeError
 
 MODELS = ("llama", "hstu", "sasrec")
 
@@ -121,7 +122,7 @@ def attention_shape(model: str, dim: int, heads: "int | AttentionShape | None" =
     width = attention_width(model, dim)
     if isinstance(heads, AttentionShape):
         if heads.width != width:
-            raise ValueError(f"{heads} does not fit model={model!r} with dim={dim} (attention width {width})")
+            raise PerflawError(f"{heads} does not fit model={model!r} with dim={dim} (attention width {width})")
         return heads
     if heads is None:
         heads = pick_heads(dim, model)
@@ -129,7 +130,7 @@ def attention_shape(model: str, dim: int, heads: "int | AttentionShape | None" =
     allowed = valid_heads(model, dim)
     if heads not in allowed:
         why = "an even head size dividing" if model == "llama" else "a head count dividing"
-        raise ValueError(
+        raise PerflawError(
             f"heads={heads} is not valid for model={model!r} with dim={dim}: the rule needs "
             f"{why} the attention width {width}; valid head counts are {allowed}"
         )
@@ -223,14 +224,14 @@ def _final_norm_params(model: str, dim: int) -> int:
 
 def _check_model(model: Any) -> None:
     if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose one of {list(MODELS)}")
+        raise PerflawError(f"unknown model {model!r}; choose one of {list(MODELS)}")
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
     if isinstance(value, np.integer):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise PerflawTypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise PerflawError(f"{name} must be >= {minimum}, got {value}")
     return value

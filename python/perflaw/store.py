@@ -12,12 +12,13 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+from perflaw.errors import PerflawError, MissingFileError
 
 STORE_NAME = "results.sqlite"
 STORE_SCHEMA_VERSION = 1
 
 
-class StoreError(ValueError):
+class StoreError(PerflawError):
     """A results store that cannot be read: corrupt, not SQLite, or not perflaw's."""
 
 
@@ -48,6 +49,7 @@ class ResultStore:
             # (only an OS crash can lose the last commits) and skips an fsync per run.
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._transaction() as db:
+                self._check_ours(db)
                 db.execute(
                     "CREATE TABLE IF NOT EXISTS runs (key TEXT PRIMARY KEY, status TEXT NOT NULL, "
                     "record TEXT NOT NULL, finished REAL NOT NULL)"
@@ -56,6 +58,20 @@ class ResultStore:
                 db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(STORE_SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a readable perflaw results store: {exc}") from None
+
+    def _check_ours(self, db: sqlite3.Connection) -> None:
+        """Refuses a database that holds anything but a perflaw store, before writing to it."""
+        tables = sorted(name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        if not tables:
+            return  # a new, empty file
+        if set(tables) != {"meta", "runs"}:
+            raise StoreError(f"{self.path} is an SQLite database but not a perflaw results store (it holds the "
+                             f"tables {tables}); perflaw will not write into it: use another output folder")
+        columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+        schema = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        if columns != ["key", "status", "record", "finished"] or schema != (str(STORE_SCHEMA_VERSION),):
+            raise StoreError(f"{self.path} is not a perflaw results store of schema {STORE_SCHEMA_VERSION} "
+                             f"(runs columns {columns}, schema {schema[0] if schema else None})")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -74,7 +90,7 @@ class ResultStore:
     def record(self, key: str, row: Mapping[str, Any], status: str) -> None:
         """Stores one run; a later successful record replaces a failed one, never an ok one."""
         if status not in ("ok", "failed"):
-            raise ValueError(f"status must be 'ok' or 'failed', got {status!r}")
+            raise PerflawError(f"status must be 'ok' or 'failed', got {status!r}")
         text = json.dumps({**row, "run_key": key, "status": status}, default=_json_default, allow_nan=True)
         with self._transaction() as db:
             db.execute(
@@ -123,5 +139,5 @@ def open_results(path: str | Path) -> ResultStore:
     if path.is_dir():
         path = path / STORE_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no results store at {str(path)!r}")
+        raise MissingFileError(f"no results store at {str(path)!r}")
     return ResultStore(path)

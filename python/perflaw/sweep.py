@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import time
 import traceback
 from collections import deque
@@ -32,7 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from perflaw.atomic import write_json_atomic
-from perflaw.sequences import Sequences
+from perflaw.errors import MissingFileError, PerflawError, PerflawTypeError, require
+from perflaw.quality import check_m
+from perflaw.sequences import Sequences, positive_int
 from perflaw.store import STORE_NAME, ResultStore, StoreError, open_results  # noqa: F401 (re-exported)
 
 
@@ -129,17 +132,17 @@ def load_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | Non
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"sweep spec {str(path)!r} does not exist")
+            raise MissingFileError(f"sweep spec {str(path)!r} does not exist")
         toml = _toml_module()
         try:
             raw = toml.loads(path.read_text())
         except toml.TOMLDecodeError as exc:
-            raise ValueError(f"sweep spec {path} is not valid TOML: {exc}") from None
+            raise PerflawError(f"sweep spec {path} is not valid TOML: {exc}") from None
         base_dir = path.parent if base_dir is None else base_dir
     elif isinstance(source, Mapping):
         raw = dict(source)
     else:
-        raise TypeError(f"a sweep spec is a TOML path or a dict, got {type(source).__name__}")
+        raise PerflawTypeError(f"a sweep spec is a TOML path or a dict, got {type(source).__name__}")
     spec = _parse_spec(raw, Path(base_dir) if base_dir is not None else Path.cwd())
     expand(spec)  # builds every TrainConfig: impossible settings fail now
     return spec
@@ -154,17 +157,17 @@ def _parse_spec(raw: dict[str, Any], base_dir: Path) -> SweepSpec:
     _check_train_keys(train)
     datasets = raw.get("datasets")
     if not isinstance(datasets, list) or not datasets:
-        raise ValueError("the sweep spec needs a non-empty list of [[datasets]]")
+        raise PerflawError("the sweep spec needs a non-empty list of [[datasets]]")
     parsed = tuple(_parse_dataset(entry, i, base_dir) for i, entry in enumerate(datasets))
     names = [d.name for d in parsed]
     if len(set(names)) != len(names):
-        raise ValueError(f"dataset names must be unique, got {names}")
+        raise PerflawError(f"dataset names must be unique, got {names}")
     fractions = _grid_values(data, "fractions", [1.0], float)
     for fraction in fractions:
         if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"data.fractions must lie in (0, 1], got {fraction}")
+            raise PerflawError(f"data.fractions must lie in (0, 1], got {fraction}")
     return SweepSpec(
-        name=str(raw.get("name", "sweep")),
+        name=_spec_name(raw.get("name", "sweep")),
         datasets=parsed,
         layers=_grid_values(grid, "layers", None, int),
         dims=_grid_values(grid, "dim", None, int),
@@ -173,21 +176,29 @@ def _parse_spec(raw: dict[str, Any], base_dir: Path) -> SweepSpec:
         max_lens=_grid_values(data, "max_len", [50], int),
         seeds=_grid_values(raw, "seeds", [0], int),
         train=train,
-        quality_m=int(quality.get("m", 2)),
-        data_seed=int(data.get("seed", 0)),
+        quality_m=check_m(quality.get("m", 2)),
+        data_seed=positive_int(data.get("seed", 0), "data.seed", allow_zero=True),
     )
+
+
+def _spec_name(name: Any) -> str:
+    """The spec's name, which names its folder under perflaw-out/: one plain path component."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise PerflawError(f"the sweep name must be letters, digits, '_', '-' or '.' (it names the output "
+                           f"folder perflaw-out/NAME), got {name!r}")
+    return name
 
 
 def _no_unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
+        raise PerflawError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
 
 
 def _table(raw: Mapping[str, Any], key: str, allowed: set[str] | None) -> Mapping[str, Any]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
-        raise ValueError(f"[{key}] must be a table, got {value!r}")
+        raise PerflawError(f"[{key}] must be a table, got {value!r}")
     if allowed is not None:
         _no_unknown(value, allowed, f"[{key}]")
     return value
@@ -196,21 +207,21 @@ def _table(raw: Mapping[str, Any], key: str, allowed: set[str] | None) -> Mappin
 def _grid_values(table: Mapping[str, Any], key: str, default: list | None, kind: type) -> tuple:
     if key not in table:
         if default is None:
-            raise ValueError(f"the sweep spec needs a non-empty list for {key!r}")
+            raise PerflawError(f"the sweep spec needs a non-empty list for {key!r}")
         return tuple(default)
     values = table[key]
     if not isinstance(values, list):
         values = [values]
     if not values:
-        raise ValueError(f"{key!r} is an empty list: the grid would have no runs")
+        raise PerflawError(f"{key!r} is an empty list: the grid would have no runs")
     if len(set(values)) != len(values):
-        raise ValueError(f"{key!r} repeats a value: {values}")
+        raise PerflawError(f"{key!r} repeats a value: {values}")
     for value in values:
         ok = isinstance(value, kind) and not isinstance(value, bool)
         if kind is float:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok:
-            raise ValueError(f"{key!r} must hold {kind.__name__} values, got {value!r}")
+            raise PerflawError(f"{key!r} must hold {kind.__name__} values, got {value!r}")
     return tuple(kind(v) for v in values)
 
 
@@ -220,20 +231,20 @@ def _check_train_keys(train: Mapping[str, Any]) -> None:
     allowed = {f.name for f in fields(TrainConfig)} - _GRID_FIELDS
     overlap = sorted(set(train) & _GRID_FIELDS)
     if overlap:
-        raise ValueError(f"[train] cannot set {overlap}: they come from [grid], [data] and seeds")
+        raise PerflawError(f"[train] cannot set {overlap}: they come from [grid], [data] and seeds")
     _no_unknown(train, allowed, "[train]")
 
 
 def _parse_dataset(entry: Any, index: int, base_dir: Path) -> DatasetSpec:
     if not isinstance(entry, Mapping):
-        raise ValueError(f"datasets[{index}] must be a table, got {entry!r}")
+        raise PerflawError(f"datasets[{index}] must be a table, got {entry!r}")
     _no_unknown(entry, _DATASET_KEYS, f"datasets[{index}]")
     name = entry.get("name")
     if not isinstance(name, str) or not name:
-        raise ValueError(f"datasets[{index}] needs a non-empty 'name'")
+        raise PerflawError(f"datasets[{index}] needs a non-empty 'name'")
     has_path, has_synth = "path" in entry, "synth" in entry
     if has_path == has_synth:
-        raise ValueError(f"dataset {name!r} needs exactly one of 'path' or 'synth'")
+        raise PerflawError(f"dataset {name!r} needs exactly one of 'path' or 'synth'")
     read_options = {k: entry[k] for k in ("user", "item", "timestamp", "sep") if k in entry}
     if has_synth:
         synth = dict(entry["synth"])
@@ -242,7 +253,7 @@ def _parse_dataset(entry: Any, index: int, base_dir: Path) -> DatasetSpec:
     path = Path(entry["path"]).expanduser()
     path = path if path.is_absolute() else (base_dir / path)
     if not path.is_file():
-        raise FileNotFoundError(f"dataset {name!r}: data file {str(path)!r} does not exist")
+        raise MissingFileError(f"dataset {name!r}: data file {str(path)!r} does not exist")
     return DatasetSpec(name=name, path=str(path.resolve()), format=str(entry.get("format", "auto")),
                        read_options=read_options)
 
@@ -256,7 +267,7 @@ def synth_config(settings: Mapping[str, Any]):
     try:
         return synth.quality_level(level, **settings) if level else synth.SynthConfig(**settings)
     except TypeError as exc:
-        raise ValueError(f"bad synth setting: {exc}") from None
+        raise PerflawError(f"bad synth setting: {exc}") from None
 
 
 def _toml_module() -> Any:
@@ -279,7 +290,7 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
             try:
                 config = TrainConfig(model=model, layers=layers, dim=dim, max_len=max_len, seed=seed, **spec.train)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"impossible run {model} layers={layers} dim={dim} max_len={max_len}: {exc}") from None
+                raise PerflawError(f"impossible run {model} layers={layers} dim={dim} max_len={max_len}: {exc}") from None
             runs.append(RunSpec(variant, config))
     return runs
 
@@ -466,12 +477,41 @@ class LocalExecutor(Executor):
     def __init__(self) -> None:
         self._done: deque[tuple[RunJob, RunOutcome]] = deque()
 
+    def start(self, runs: Sequence[RunSpec]) -> None:
+        """Every device the runs ask for must be here: one error before anything trains."""
+        check_devices(sorted({run.config.device for run in runs}))
+
     def submit(self, job: RunJob) -> None:
         self._done.append((job, job.execute()))
 
     def finished(self, block: bool) -> Iterator[tuple[RunJob, RunOutcome]]:
         while self._done:
             yield self._done.popleft()
+
+
+def check_devices(devices: Iterable[str]) -> None:
+    """Raises once, naming the device, when one of ``devices`` is not on this machine.
+
+    Examples
+    --------
+    >>> check_devices(["cpu", "auto"])
+    """
+    needed = [d for d in devices if d not in ("cpu", "auto")]
+    if needed:
+        require("torch", f"device {needed[0]!r}", "train")
+        from perflaw.training.loop import resolve_device
+
+        for device in needed:
+            resolve_device(device)
+
+
+def check_table_sizes(runs: Sequence[RunSpec], data: PreparedData) -> None:
+    """Each run's settings against its data variant (item table, sampled negatives), before any trains."""
+    for run in runs:
+        try:
+            run.config.table_size(data.sequences)
+        except PerflawError as error:
+            raise PerflawError(f"{run.variant.label}: {error}") from None
 
 
 def run_sweep(
@@ -543,7 +583,9 @@ def run_sweep(
                 data = prepare_variant(variant, _cached_dataset(variant.dataset), spec.quality_m, spec.data_seed)
                 summary.data_s += time.perf_counter() - data_started
                 summary.variants[variant.label] = data.quality
-                for run, key in pending_runs(list(variant_runs), data, store, summary, bar):
+                variant_runs = list(variant_runs)
+                check_table_sizes(variant_runs, data)
+                for run, key in pending_runs(variant_runs, data, store, summary, bar):
                     executor.submit(RunJob(run, key, data, out_dir / "checkpoints", train_fn))
                     record(executor.finished(block=False))
             record(executor.finished(block=True))
@@ -681,7 +723,7 @@ def preset(name: str, datasets: Iterable[Mapping[str, Any]] | None = None) -> di
         },
     }
     if name not in presets:
-        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
+        raise PerflawError(f"unknown preset {name!r}; choose one of {sorted(presets)}")
     spec = {"name": name, **presets[name]}
     spec["datasets"] = [dict(d) for d in datasets] if datasets is not None else synthetic
     return spec

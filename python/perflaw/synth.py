@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class SynthConfig:
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise PerflawError(message)
 
 
 # Named settings from low to high entropy, used by `perflaw demo` and the sweeps.
@@ -95,7 +96,7 @@ def quality_level(level: str, **overrides: Any) -> SynthConfig:
     0.02
     """
     if level not in QUALITY_LEVELS:
-        raise ValueError(f"unknown quality level {level!r}; choose one of {sorted(QUALITY_LEVELS)}")
+        raise PerflawError(f"unknown quality level {level!r}; choose one of {sorted(QUALITY_LEVELS)}")
     return SynthConfig(**{**QUALITY_LEVELS[level], **overrides})
 
 

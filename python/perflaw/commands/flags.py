@@ -21,6 +21,7 @@ import dataclasses
 import types
 import typing
 from typing import Any, Iterable
+from perflaw.errors import PerflawError, PerflawTypeError
 
 
 def flag_fields(config_class: type, names: Iterable[str] | None = None) -> list[dataclasses.Field]:
@@ -37,7 +38,7 @@ def flag_fields(config_class: type, names: Iterable[str] | None = None) -> list[
     if wanted is not None:
         unknown = wanted - {f.name for f in out}
         if unknown:
-            raise ValueError(f"{config_class.__name__} has no documented field(s) {sorted(unknown)}")
+            raise PerflawError(f"{config_class.__name__} has no documented field(s) {sorted(unknown)}")
         out = [f for f in out if f.name in wanted]
     return out
 
@@ -103,7 +104,7 @@ def _scalar_type(hint: Any, name: str) -> type:
             hint = options[0]
     if hint in (int, float, str, bool):
         return hint
-    raise TypeError(f"field {name!r} of type {hint!r} cannot be a command-line flag")
+    raise PerflawTypeError(f"field {name!r} of type {hint!r} cannot be a command-line flag")
 
 
 def _metavar(f: dataclasses.Field, kind: type) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from perflaw.commands.flags import add_config_flags, values_from_args
 from perflaw.law.options import DEFAULT_REACH, FORM_NAMES, FitOptions
+from perflaw.errors import PerflawError
 
 FORM_CHOICES = ("auto",) + FORM_NAMES
 # FitOptions fields that have a flag here; their defaults and help come from the dataclass.
@@ -79,7 +80,7 @@ def _parse_pairs(text: str | None, what: str) -> dict[str, str]:
     out = {}
     for item in text.split(","):
         if "=" not in item:
-            raise ValueError(f"{what}: expected NAME=VALUE items separated by commas, got {item!r}")
+            raise PerflawError(f"{what}: expected NAME=VALUE items separated by commas, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -92,11 +93,11 @@ def parse_trust_region(text: str | None) -> dict[str, tuple[float, float]] | Non
     for key, value in pairs.items():
         parts = value.split(":")
         if len(parts) != 2:
-            raise ValueError(f"--trust-region: {key} needs LOW:HIGH, got {value!r}")
+            raise PerflawError(f"--trust-region: {key} needs LOW:HIGH, got {value!r}")
         try:
             region[key] = (float(parts[0]), float(parts[1]))
         except ValueError as exc:
-            raise ValueError(f"--trust-region: {key} bounds must be numbers, got {value!r}") from exc
+            raise PerflawError(f"--trust-region: {key} bounds must be numbers, got {value!r}") from exc
     return region or None
 
 
@@ -172,7 +173,7 @@ def plot_command(args: argparse.Namespace) -> int:
     answers = answer_panels(args.results, args.metric or "ndcg@10", by=args.by, form=args.form, **_options(args))
     fits = _distinct_fits(answers)
     if not fits:
-        raise ValueError("; ".join(f"{label}: {a.problem}" for label, a in answers.items()))
+        raise PerflawError("; ".join(f"{label}: {a.problem}" for label, a in answers.items()))
     recommendations = {label: a.recommendation for label, a in answers.items()}
     for law in fits:
         prefix = "" if len(fits) == 1 else "_".join(law.panels).replace("|", "_").replace("/", "-") + "_"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from perflaw.errors import PerflawError
 
 # Inputs with at least this many interactions show a progress bar.
 PROGRESS_ROWS = 5_000_000
@@ -74,7 +75,7 @@ def _quality_on_ray(args: argparse.Namespace):
     from perflaw.cluster import data_quality
 
     if args.format not in ("auto", "parquet"):
-        raise ValueError(f"--ray reads Parquet files; got --format {args.format}")
+        raise PerflawError(f"--ray reads Parquet files; got --format {args.format}")
     return data_quality(
         args.path,
         m=args.m,

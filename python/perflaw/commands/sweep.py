@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
+from perflaw.errors import PerflawError, MissingFileError
 
 # The demo's data: one Markov chain (entropy rate about 3.1 nats/item) sampled at three
 # log sizes, so the largest models over-fit the smaller logs (see `demo_spec`).
@@ -51,7 +52,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     from perflaw import sweep
 
     if bool(args.spec) == bool(args.preset):
-        raise ValueError("give either a spec file or --preset")
+        raise PerflawError("give either a spec file or --preset")
     if args.spec:
         spec = sweep.load_spec(args.spec)
     else:
@@ -80,7 +81,7 @@ def _set_torch_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise ValueError(f"--torch-threads must be >= 1, got {threads}")
+        raise PerflawError(f"--torch-threads must be >= 1, got {threads}")
     import torch
 
     torch.set_num_threads(threads)
@@ -181,7 +182,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     source = Path(args.results)
     if not source.exists():
-        raise FileNotFoundError(f"no results at {str(source)!r}")
+        raise MissingFileError(f"no results at {str(source)!r}")
     default = source / "report" if source.is_dir() else source.parent / "report"
     report = make_report(source, Path(args.out) if args.out else default, metric=args.metric,
                          n_boot=args.n_boot, seed=args.seed, budget=args.budget, reach=args.reach)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from perflaw.commands.flags import add_config_flags, values_from_args
+from perflaw.errors import PerflawError
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # bad settings fail before the data is read
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+            raise PerflawError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)

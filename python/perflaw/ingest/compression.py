@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+from perflaw.errors import PerflawError
 
 __all__ = ["compression_of", "logical_name", "open_bytes", "read_bytes"]
 
@@ -63,4 +64,4 @@ def read_bytes(stream: Any, path: Path, size: int = -1) -> bytes:
     try:
         return stream.read() if size < 0 else stream.read(size)
     except _DECOMPRESSION_ERRORS as error:
-        raise ValueError(f"{path} could not be decompressed: {error}") from error
+        raise PerflawError(f"{path} could not be decompressed: {error}") from error

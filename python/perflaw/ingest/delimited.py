@@ -19,6 +19,7 @@ from perflaw.ingest.compression import open_bytes
 from perflaw.ingest.rows import Rows, check_columns, table_rows
 from perflaw.ingest.spec import Advance, Spec
 from perflaw.ingest.text import chunk_bytes_for, sample_text, short
+from perflaw.errors import PerflawError
 
 __all__ = ["csv_rows", "arrow_csv_rows"]
 
@@ -26,13 +27,16 @@ __all__ = ["csv_rows", "arrow_csv_rows"]
 def _csv_header(path: Path, sep: str | None) -> tuple[list[str], str]:
     sample = sample_text(path)
     if not sample.strip():
-        raise ValueError(f"{path} is empty: no header and no rows")
+        raise PerflawError(f"{path} is empty: no header and no rows")
     first = sample.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
     if sep is None:
         sep = next((c for c in (",", "\t", ";", "|") if c in first), ",")
     if len(sep) != 1:
-        raise ValueError(f"csv sep must be a single character, got {sep!r}")
-    header = next(csv.reader([first], delimiter=sep))
+        raise PerflawError(f"csv sep must be a single character, got {sep!r}")
+    try:
+        header = next(csv.reader([first], delimiter=sep))
+    except csv.Error as error:
+        raise PerflawError(f"{path}: the header line {short(first)!r} is not CSV ({error})") from None
     return header, sep
 
 
@@ -86,7 +90,7 @@ def arrow_csv_rows(
         stream.close()
         raw.close()
     if next_row == 1:
-        raise ValueError(f"{spec.path} has a header but no rows")
+        raise PerflawError(f"{spec.path} has a header but no rows")
 
 
 def _arrow_call(spec: Spec, parse: pv.ParseOptions, call: Callable[[], Any]) -> Any:
@@ -110,7 +114,7 @@ def _arrow_batches(spec: Spec, parse: pv.ParseOptions, reader: Any) -> Iterator[
 def _raise_csv_error(spec: Spec, parse: pv.ParseOptions, error: Exception) -> None:
     if "CSV parse error" in str(error):
         _find_ragged_line(spec.path, parse)  # names the line when it can
-    raise ValueError(f"{spec.path}: {_arrow_message(error)}") from error
+    raise PerflawError(f"{spec.path}: {_arrow_message(error)}") from error
 
 
 def _find_ragged_line(path: Path, parse: pv.ParseOptions) -> None:
@@ -128,7 +132,7 @@ def _find_ragged_line(path: Path, parse: pv.ParseOptions) -> None:
                 expected = len(fields)
             elif len(fields) != expected:
                 content = short(parse.delimiter.join(fields))
-                raise ValueError(
+                raise PerflawError(
                     f"{path}, line {reader.line_num}: expected {expected} fields like the header, "
                     f"got {len(fields)}: {content!r}"
                 )

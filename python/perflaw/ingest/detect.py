@@ -11,6 +11,7 @@ from perflaw.ingest.inter import looks_like_inter_header
 from perflaw.ingest.parquet import is_parquet, open_parquet
 from perflaw.ingest.text import rows_in_text, sample_text, sample_with_position
 from perflaw.ingest.tokens import sniff_text_layout
+from perflaw.errors import PerflawError
 
 __all__ = ["detect_format", "detect", "count_rows_hint"]
 
@@ -53,7 +54,7 @@ def detect(path: Path, text_layout: bool) -> str:
     sample = sample_text(path)
     lines = [line for line in sample.split(b"\n", 1000)[:1000] if line.strip()]
     if not lines:
-        raise ValueError(f"{path} is empty: no interactions to read")
+        raise PerflawError(f"{path} is empty: no interactions to read")
     first = lines[0].rstrip(b"\r")
     name = logical_name(path)
     suffix = Path(name).suffix.lower()

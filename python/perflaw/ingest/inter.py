@@ -12,6 +12,7 @@ from perflaw.ingest.delimited import arrow_csv_rows
 from perflaw.ingest.rows import Rows, check_columns
 from perflaw.ingest.spec import Advance, Spec
 from perflaw.ingest.text import sample_text
+from perflaw.errors import PerflawError, PerflawTypeError
 
 __all__ = ["inter_rows", "looks_like_inter_header"]
 
@@ -21,13 +22,13 @@ _RECBOLE_TYPES = {"token", "token_seq", "float", "float_seq"}
 def _inter_header(path: Path) -> list[tuple[str, str]]:
     sample = sample_text(path)
     if not sample.strip():
-        raise ValueError(f"{path} is empty: no header and no rows")
+        raise PerflawError(f"{path} is empty: no header and no rows")
     first = sample.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
     fields = []
     for field in first.split("\t"):
         name, colon, kind = field.rpartition(":")
         if not colon or kind not in _RECBOLE_TYPES or not name:
-            raise ValueError(
+            raise PerflawError(
                 f"{path}, line 1: header field {field!r} is not 'name:type' with type in "
                 f"{sorted(_RECBOLE_TYPES)} (RecBole atomic files start with a typed header)"
             )
@@ -54,11 +55,11 @@ def inter_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Advanc
     kinds = dict(fields)
     for role, name in (("user", user), ("item", item)):
         if kinds[name] != "token":
-            raise TypeError(f"{spec.path}: {role} field {name!r} has RecBole type {kinds[name]}; expected token")
+            raise PerflawTypeError(f"{spec.path}: {role} field {name!r} has RecBole type {kinds[name]}; expected token")
     types = {name: pa.string() for name in (user, item)}
     if timestamp:
         if kinds[timestamp] != "float":
-            raise TypeError(f"{spec.path}: timestamp field {timestamp!r} has type {kinds[timestamp]}; expected float")
+            raise PerflawTypeError(f"{spec.path}: timestamp field {timestamp!r} has type {kinds[timestamp]}; expected float")
         types[timestamp] = pa.float64()
     include = [user] if columns == "users" else wanted
     convert = pv.ConvertOptions(include_columns=include, column_types=types, strings_can_be_null=False)

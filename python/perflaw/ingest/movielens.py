@@ -19,6 +19,7 @@ from perflaw.ids import token_problem
 from perflaw.ingest.rows import Rows
 from perflaw.ingest.spec import Advance, Spec
 from perflaw.ingest.text import parsed_line_chunks, sample_text, short
+from perflaw.errors import PerflawError
 
 __all__ = ["movielens_rows"]
 
@@ -26,8 +27,8 @@ __all__ = ["movielens_rows"]
 def movielens_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Advance) -> Iterator[Rows]:
     sample = sample_text(spec.path)
     first = next((line for line in sample.split(b"\n") if line.strip()), b"")
-    has_header = bool(first) and not first.lstrip()[:1].isdigit()
     sep = spec.sep or _sniff_movielens_sep(first)
+    has_header = is_header(first, sep)
 
     def parse(data: bytes, first_line: int) -> Rows:
         if first_line == 1 and has_header:
@@ -36,6 +37,28 @@ def movielens_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Ad
         return _parse_movielens_block(data, first_line, sep, spec)
 
     yield from parsed_line_chunks(spec.path, "movielens", chunk_rows, advance, parse)
+
+
+def is_header(line: bytes, sep: str) -> bool:
+    """Whether ``line`` is ratings.csv's header rather than a rating.
+
+    Told by the rating and the timestamp, which are numbers on every data
+    line whatever the ids are (so a first user named "alice" is not taken for
+    a header).
+
+    Examples
+    --------
+    >>> is_header(b"userId,movieId,rating,timestamp", ","), is_header(b"alice::m1::5::978300760", "::")
+    (True, False)
+    """
+    fields = line.decode("utf-8", errors="replace").strip().split(sep if sep != " " else None)
+    if len(fields) < 4:
+        return bool(line.strip()) and not line.lstrip()[:1].isdigit()
+    try:
+        float(fields[2]), float(fields[3])
+    except ValueError:
+        return True
+    return False
 
 
 def _sniff_movielens_sep(first_line: bytes) -> str:
@@ -89,7 +112,7 @@ def _diagnose_movielens(data: bytes, first_line: int, sep: str, spec: Spec) -> N
         text = short(line.decode("utf-8", errors="replace"))
         fields = line.split(separator)
         if len(fields) != 4:
-            raise ValueError(
+            raise PerflawError(
                 f"{spec.path}, line {number}: expected 4 fields "
                 f"(user{sep}item{sep}rating{sep}timestamp), got {len(fields)}: {text!r}"
             )
@@ -99,5 +122,5 @@ def _diagnose_movielens(data: bytes, first_line: int, sep: str, spec: Spec) -> N
         for role, token in checked:
             problem = token_problem(token.strip())
             if problem:
-                raise ValueError(f"{spec.path}, line {number}: {role}: {problem} in {text!r}")
-    raise ValueError(f"{spec.path}: could not parse the MovieLens lines from {first_line} on")
+                raise PerflawError(f"{spec.path}, line {number}: {role}: {problem} in {text!r}")
+    raise PerflawError(f"{spec.path}: could not parse the MovieLens lines from {first_line} on")

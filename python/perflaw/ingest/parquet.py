@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from perflaw.ids import IdKinds
 from perflaw.ingest.rows import Rows, check_columns, table_rows
 from perflaw.ingest.spec import Advance, Spec
+from perflaw.errors import PerflawError
 
 __all__ = ["PARQUET_SUFFIXES", "is_parquet", "open_parquet", "parquet_rows"]
 
@@ -30,7 +31,7 @@ def open_parquet(path: Path) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
-        raise ValueError(f"{path} is not a readable Parquet file: {error}") from error
+        raise PerflawError(f"{path} is not a readable Parquet file: {error}") from error
 
 
 def parquet_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Advance) -> Iterator[Rows]:
@@ -44,7 +45,7 @@ def parquet_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Adva
     names = (spec.user, spec.item, spec.timestamp if columns == "all" else None)
     kinds = IdKinds()
     if parquet.metadata.num_rows == 0:
-        raise ValueError(f"{spec.path} has no rows")
+        raise PerflawError(f"{spec.path} has no rows")
     try:
         if chunk_rows is None:
             tables: Iterator[Any] = iter([parquet.read(columns=wanted)])
@@ -57,4 +58,4 @@ def parquet_rows(spec: Spec, chunk_rows: int | None, columns: str, advance: Adva
             advance(table.num_rows)
             yield rows
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
-        raise ValueError(f"{spec.path} is not a readable Parquet file: {error}") from error
+        raise PerflawError(f"{spec.path} is not a readable Parquet file: {error}") from error

@@ -18,6 +18,7 @@ from perflaw.ingest.rows import Rows, to_sequences
 from perflaw.ingest.spec import Spec, no_progress
 from perflaw.ingest.streaming import stream_batches
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError, PerflawTypeError
 
 __all__ = ["read_sequences", "iter_batches"]
 
@@ -108,7 +109,7 @@ def read_sequences(
     chunks = list(row_chunks(spec, chunk_rows=None, columns="all", advance=no_progress))
     rows = Rows.concat(chunks)
     if len(rows) == 0:
-        raise ValueError(f"{spec.path} holds no interactions")
+        raise PerflawError(f"{spec.path} holds no interactions")
     return to_sequences(rows, "first" if spec.format in ("sasrec", "pairs") else "sorted")
 
 
@@ -182,9 +183,9 @@ def iter_batches(
     spec = _resolve(path, format, user, item, timestamp, sep, ids, streaming=True)
     batch_rows = positive(batch_rows, "batch_rows")
     if grouped not in (None, True, False):
-        raise TypeError(f"grouped must be None, True or False, got {grouped!r}")
+        raise PerflawTypeError(f"grouped must be None, True or False, got {grouped!r}")
     if tmp_dir is not None and not Path(tmp_dir).is_dir():
-        raise ValueError(f"tmp_dir {str(tmp_dir)!r} is not an existing folder")
+        raise PerflawError(f"tmp_dir {str(tmp_dir)!r} is not an existing folder")
     return stream_batches(spec, batch_rows, bool(progress), grouped, tmp_dir)
 
 
@@ -196,11 +197,11 @@ def _resolve(
     ids = check_choice(ids, ID_MODES, "ids")
     for name, value in (("user", user), ("item", item)):
         if not isinstance(value, str) or not value:
-            raise TypeError(f"{name} must be a non-empty column name, got {value!r}")
+            raise PerflawTypeError(f"{name} must be a non-empty column name, got {value!r}")
     if timestamp is not None and (not isinstance(timestamp, str) or not timestamp):
-        raise TypeError(f"timestamp must be a column name or None, got {timestamp!r}")
+        raise PerflawTypeError(f"timestamp must be a column name or None, got {timestamp!r}")
     if sep is not None and (not isinstance(sep, str) or not sep):
-        raise TypeError(f"sep must be a non-empty string or None, got {sep!r}")
+        raise PerflawTypeError(f"sep must be a non-empty string or None, got {sep!r}")
     # In memory the whole file decides between the two text layouts; a stream
     # must commit before reading, so it decides on the first MiB.
     fmt = detect(path, text_layout=streaming) if format == "auto" else format

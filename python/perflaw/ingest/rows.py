@@ -15,6 +15,7 @@ import pyarrow as pa
 from perflaw.grouping import group_rows
 from perflaw.ids import IdKinds, arrow_ids, arrow_times
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError
 
 __all__ = ["Rows", "to_sequences", "table_rows", "check_columns"]
 
@@ -91,4 +92,4 @@ def table_rows(
 def check_columns(wanted: list[str], present: list[str], path: Path) -> None:
     missing = [name for name in wanted if name not in present]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; the file has columns {present}")
+        raise PerflawError(f"{path}: missing column(s) {missing}; the file has columns {present}")

@@ -24,6 +24,7 @@ from perflaw.ingest.rows import Rows, to_sequences
 from perflaw.ingest.spec import Spec
 from perflaw.ingest.spill import PartitionWriter, read_partition
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError
 
 __all__ = ["stream_batches"]
 
@@ -52,7 +53,7 @@ def stream_batches(
             produced = True
             yield to_sequences(rows, "first")
     if not produced:
-        raise ValueError(f"{spec.path} holds no interactions")
+        raise PerflawError(f"{spec.path} holds no interactions")
 
 
 def _progress_bar(spec: Spec, progress: bool, description: str) -> Any:
@@ -101,7 +102,7 @@ def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool) -> Iterator
         for rows in row_chunks(spec, batch_rows, "all", bar.update):
             broken = check.add(rows.users)
             if broken >= 0:
-                raise ValueError(
+                raise PerflawError(
                     f"{spec.path}: user {rows.users[broken]} reappears in row {row_number + broken + 1} "
                     "after other users' rows; the file is not grouped by user (use grouped=None or False)"
                 )

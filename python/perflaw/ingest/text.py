@@ -13,6 +13,7 @@ import numpy as np
 
 from perflaw.ingest.compression import open_bytes, read_bytes
 from perflaw.ingest.spec import Advance
+from perflaw.errors import PerflawError
 
 __all__ = [
     "WHITESPACE", "WHITESPACE_TO_NEWLINE", "line_chunks", "parsed_line_chunks", "sample_with_position",
@@ -32,18 +33,35 @@ WHITESPACE_TO_NEWLINE = bytes.maketrans(WHITESPACE, b"\n" * len(WHITESPACE))
 Parsed = TypeVar("Parsed")
 
 
+def newlines(block: bytes) -> bytes:
+    """``block`` with every line end as LF: old Mac line ends (a bare CR), and CRLF then too.
+
+    Without this, a file whose lines end in a bare CR would read as one line
+    (CR is whitespace inside a line). Blocks without a bare CR are returned
+    as they are, so the common case costs two counts.
+
+    Examples
+    --------
+    >>> newlines(b"1 2 3\\r4 5\\r\\n6\\r")
+    b'1 2 3\\n4 5\\n6\\n'
+    """
+    if block.count(b"\r") == block.count(b"\r\n"):
+        return block
+    return block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
 def line_chunks(path: Path, chunk_bytes: int | None) -> Iterator[tuple[bytes, int, int]]:
     """(block of whole lines, number of its first line, raw bytes consumed so far)."""
     stream, raw = open_bytes(path)
     try:
         first_line = 1
         if chunk_bytes is None:
-            data = read_bytes(stream, path)
+            data = newlines(read_bytes(stream, path))
             yield data, 1, raw.tell()
             return
         rest = b""
         while True:
-            block = read_bytes(stream, path, chunk_bytes)
+            block = newlines(read_bytes(stream, path, chunk_bytes))
             if not block:
                 break
             block = rest + block
@@ -75,20 +93,27 @@ def parsed_line_chunks(
         any_rows = any_rows or len(rows) > 0  # type: ignore[arg-type]
         yield rows
     if not any_rows:
-        raise ValueError(f"{path} holds no interactions")
+        raise PerflawError(f"{path} holds no interactions")
 
 
 def sample_with_position(path: Path) -> tuple[bytes, int, bool]:
-    """The first whole lines up to 1 MiB, the raw bytes read, and whether that was all."""
+    """The first whole lines of about 1 MiB (at least one line, however long it is),
+    the raw bytes read, and whether that was the whole file."""
     stream, raw = open_bytes(path)
     try:
-        data = read_bytes(stream, path, _SAMPLE_BYTES)
-        complete = not read_bytes(stream, path, 1)
+        data = newlines(read_bytes(stream, path, _SAMPLE_BYTES))
+        while b"\n" not in data:  # a first line longer than the sample: read on to its end
+            more = newlines(read_bytes(stream, path, _SAMPLE_BYTES))
+            if not more:
+                break
+            data += more
+        extra = read_bytes(stream, path, 1)
+        complete = not extra
         position = raw.tell()
     finally:
         stream.close()
         raw.close()
-    if not complete:
+    if not complete:  # the sample ends at its last whole line (there is one: see the loop)
         data = data[: data.rfind(b"\n") + 1]
     return data, position, complete
 

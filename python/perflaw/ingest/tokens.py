@@ -26,6 +26,7 @@ from perflaw.ingest.spec import Advance, Spec
 from perflaw.ingest.text import (
     WHITESPACE, WHITESPACE_TO_NEWLINE, fields_per_line, line_text, parsed_line_chunks, short,
 )  # fmt: skip
+from perflaw.errors import PerflawError
 
 __all__ = ["token_text_rows", "sniff_text_layout"]
 
@@ -98,6 +99,8 @@ def _text_tokens_as_int(data: bytes, n_tokens: int) -> np.ndarray | None:
     """All whitespace-separated tokens as int64, or None when one is not an int64."""
     if n_tokens == 0:
         return np.zeros(0, dtype=np.int64)
+    if b"x" in data or b"X" in data:
+        return None  # pyarrow's parser reads "0x10" as 16: such a token is text, never the number
     # One token per line, then pyarrow's multi-threaded integer parser.
     one_per_line = data.translate(WHITESPACE_TO_NEWLINE)
     try:
@@ -119,12 +122,12 @@ def _text_tokens_as_int(data: bytes, n_tokens: int) -> np.ndarray | None:
 def _text_tokens_as_str(data: bytes, path: Path) -> np.ndarray:
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise ValueError(f"{path}: a NUL character in block line {line}; ids cannot contain NUL")
+        raise PerflawError(f"{path}: a NUL character in block line {line}; ids cannot contain NUL")
     tokens = pa.array(data.split(), type=pa.binary())
     try:
         text = tokens.cast(pa.string())
     except pa.ArrowInvalid as error:
-        raise ValueError(f"{path} is not valid UTF-8 text: {error}") from error
+        raise PerflawError(f"{path} is not valid UTF-8 text: {error}") from error
     return np.asarray(text.to_numpy(zero_copy_only=False), dtype=str)
 
 
@@ -150,7 +153,7 @@ def _raise_repeated_sasrec_user(lines: _TokenLines, line_users: np.ndarray, repe
     hint = ""
     if (lines.counts == 2).all():
         hint = "; each line looks like one `user item` interaction: use format='pairs'"
-    raise ValueError(
+    raise PerflawError(
         f"{spec.path}: user {user} appears on {where}; a sasrec file has one line per user{hint}"
     )
 
@@ -159,7 +162,7 @@ def _pairs_rows(lines: _TokenLines, data: bytes, first_line: int, spec: Spec) ->
     if len(lines.counts) and not (lines.counts == 2).all():
         bad = int(np.argmax(lines.counts != 2))
         number = lines.line_numbers[bad]
-        raise ValueError(
+        raise PerflawError(
             f"{spec.path}, line {number}: expected 2 fields (user item), got {lines.counts[bad]}: "
             f"{line_text(data, number - first_line)!r}"
             + ("; if lines hold whole sequences, use format='sasrec'" if lines.counts[bad] > 2 else "")
@@ -177,11 +180,11 @@ def _diagnose_token_lines(data: bytes, first_line: int, spec: Spec) -> None:
         number = first_line + offset
         text = short(line.rstrip(b"\r").decode("utf-8", errors="replace"))
         if len(fields) == 1 and spec.layout in ("sasrec", "either"):
-            raise ValueError(f"{spec.path}, line {number}: a user id with no items: {text!r}")
+            raise PerflawError(f"{spec.path}, line {number}: a user id with no items: {text!r}")
         if len(fields) != 2 and spec.layout == "pairs":
-            raise ValueError(f"{spec.path}, line {number}: expected 2 fields (user item), got {len(fields)}: {text!r}")
+            raise PerflawError(f"{spec.path}, line {number}: expected 2 fields (user item), got {len(fields)}: {text!r}")
         for token in fields:
             problem = token_problem(token)
             if problem:
-                raise ValueError(f"{spec.path}, line {number}: {problem} in {text!r}")
-    raise ValueError(f"{spec.path}: could not parse the lines from {first_line} on as integer ids")
+                raise PerflawError(f"{spec.path}, line {number}: {problem} in {text!r}")
+    raise PerflawError(f"{spec.path}: could not parse the lines from {first_line} on as integer ids")

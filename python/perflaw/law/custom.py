@@ -11,6 +11,7 @@ import numpy as np
 
 from perflaw.law.forms import DEFAULT_COLUMNS, FORMS, Form, Spec, distinct_or_hold, param_bounds, start_grid
 from perflaw.law.table import LawData
+from perflaw.errors import PerflawError, PerflawTypeError
 
 Array = np.ndarray
 
@@ -97,17 +98,17 @@ def custom_form(
     (('N', 'd'), ('a', 'alpha', 'c'))
     """
     if not callable(func):
-        raise TypeError(f"custom_form needs a callable, got {type(func).__name__}")
+        raise PerflawTypeError(f"custom_form needs a callable, got {type(func).__name__}")
     variables, params = _split_signature(func, variables, params)
     if not params:
-        raise ValueError("custom_form: the callable has no parameters to fit")
+        raise PerflawError("custom_form: the callable has no parameters to fit")
     overlap = set(variables) & set(params)
     if overlap:
-        raise ValueError(f"custom_form: names are both variables and parameters: {sorted(overlap)}")
+        raise PerflawError(f"custom_form: names are both variables and parameters: {sorted(overlap)}")
     for label, mapping in (("p0", p0), ("starts", starts), ("bounds", bounds)):
         unknown = sorted(set(mapping or {}) - set(params))
         if unknown:
-            raise ValueError(f"custom_form: {label} names unknown parameters {unknown} (parameters: {list(params)})")
+            raise PerflawError(f"custom_form: {label} names unknown parameters {unknown} (parameters: {list(params)})")
     cols: dict[str, tuple[str, ...]] = {}
     for var in variables:
         given = (columns or {}).get(var)
@@ -136,7 +137,7 @@ def _split_signature(
         sig = inspect.signature(func)
     except (TypeError, ValueError) as exc:
         if variables is None or params is None:
-            raise TypeError("custom_form: cannot read the callable's signature; pass variables= and params=") from exc
+            raise PerflawTypeError("custom_form: cannot read the callable's signature; pass variables= and params=") from exc
         return tuple(variables), tuple(params)
     positional = [
         p.name for p in sig.parameters.values()
@@ -148,7 +149,7 @@ def _split_signature(
             return tuple(positional), tuple(keyword)
         known = [n for n in positional if n in DEFAULT_COLUMNS]
         if not known:
-            raise ValueError(
+            raise PerflawError(
                 "custom_form: cannot tell variables from parameters; make the parameters "
                 "keyword-only (def f(N, d, *, a, b)) or pass variables= and params="
             )
@@ -175,8 +176,8 @@ def get_form(form: str | Form) -> Form:
     if isinstance(form, str):
         key = form.strip().lower().replace("-", "_")
         if key not in FORMS:
-            raise ValueError(f"unknown law form {form!r}; choose one of {sorted(FORMS)} or pass a callable")
+            raise PerflawError(f"unknown law form {form!r}; choose one of {sorted(FORMS)} or pass a callable")
         return FORMS[key]
     if callable(form):
         return custom_form(form)
-    raise TypeError(f"form must be a name, a Form or a callable, got {type(form).__name__}")
+    raise PerflawTypeError(f"form must be a name, a Form or a callable, got {type(form).__name__}")

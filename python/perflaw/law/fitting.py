@@ -33,6 +33,7 @@ from perflaw.law.solve import Solution, solve, with_small_blas
 from perflaw.law.table import LawData, build_law_data, read_table
 from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
 from perflaw.law.values import bounds_for, clean, clip_to
+from perflaw.errors import PerflawError, PerflawTypeError
 
 Array = np.ndarray
 
@@ -205,52 +206,52 @@ class Fit:
                 continue
             var = key if key in self.form_obj.columns or key == "D" else aliases.get(key.lower())
             if var is None:
-                raise TypeError(
+                raise PerflawTypeError(
                     f"unknown variable {key!r}; this law takes {list(self.form_obj.columns)} "
                     f"(or the columns {sorted(aliases)})"
                 )
             if var in given:
-                raise TypeError(f"variable {var} given twice (as {key!r} and an alias)")
+                raise PerflawTypeError(f"variable {var} given twice (as {key!r} and an alias)")
             given[var] = value
         arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in given.items()}
         for var, arr in arrays.items():
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-                raise ValueError(f"variable {var} must be finite and positive, got {float(arr[~(arr > 0) | ~np.isfinite(arr)][0])!r}")
+                raise PerflawError(f"variable {var} must be finite and positive, got {float(arr[~(arr > 0) | ~np.isfinite(arr)][0])!r}")
         panel_id = self._panel_id(panel)
         if "D" not in arrays and "D" in self.form_obj.columns and "D" not in self.held and not self.spec.per_panel:
             if panel_id is None:
                 measured = sorted({float(x) for x in np.unique(self.data.X["D"])})[:8]
-                raise ValueError(
+                raise PerflawError(
                     f"this law was fitted over several D′ values; give D= (measured: {measured}) "
                     f"or panel= (one of {list(self.panels)})"
                 )
             arrays["D"] = np.array([float(np.mean(self.data.X["D"][self.data.panel == panel_id]))])
         for var, value in self.held.items():
             if var in arrays and not np.allclose(arrays[var], value, rtol=1e-9):
-                raise ValueError(
+                raise PerflawError(
                     f"this law saw a single {var} = {value:g}; it cannot predict at {var} = "
                     f"{float(arrays[var][0]):g} (fit several {var} values to vary it)"
                 )
             arrays.pop(var, None)
         missing = [v for v in self.spec.variables if v not in arrays and v not in self.held]
         if missing:
-            raise ValueError(f"missing variable(s) {missing} for predict(); this law takes {list(self.spec.variables)}")
+            raise PerflawError(f"missing variable(s) {missing} for predict(); this law takes {list(self.spec.variables)}")
         if self.spec.per_panel and "D" not in arrays and panel_id is None:
             if len(self.panels) > 1:
-                raise ValueError(f"this law has per-panel parameters; give panel= (one of {list(self.panels)})")
+                raise PerflawError(f"this law has per-panel parameters; give panel= (one of {list(self.panels)})")
             panel_id = 0
         n = max(len(a) for a in arrays.values()) if arrays else 1
         try:
             X = {k: np.broadcast_to(a, (n,)).astype(np.float64) for k, a in arrays.items()}
         except ValueError as exc:
-            raise ValueError(f"variables have incompatible shapes: { {k: a.shape for k, a in arrays.items()} }") from exc
+            raise PerflawError(f"variables have incompatible shapes: { {k: a.shape for k, a in arrays.items()} }") from exc
         return X, np.full(n, 0 if panel_id is None else panel_id, dtype=np.int64)
 
     def _panel_id(self, panel: str | None) -> int | None:
         if panel is None:
             return None
         if panel not in self.panels:
-            raise ValueError(f"unknown panel {panel!r}; panels: {list(self.panels)}")
+            raise PerflawError(f"unknown panel {panel!r}; panels: {list(self.panels)}")
         return self.panels.index(panel)
 
     def _band(self, X: Mapping[str, Array], panel: Array) -> tuple[Array, Array]:
@@ -455,11 +456,11 @@ def fit_groups(
     """
     keys = [c.strip() for c in by.split(",")] if isinstance(by, str) else [str(c) for c in by]
     if not keys or not all(keys):
-        raise ValueError(f"by must name one or more columns, got {by!r}")
+        raise PerflawError(f"by must name one or more columns, got {by!r}")
     frame = read_table(table)
     missing = [k for k in keys if k not in frame.columns]
     if missing:
-        raise ValueError(f"--by columns {missing} are not in the table; columns present: {list(frame.columns)}")
+        raise PerflawError(f"--by columns {missing} are not in the table; columns present: {list(frame.columns)}")
     fits: dict[str, Fit] = {}
     for label_values, group in frame.groupby(keys, sort=True):
         values = label_values if isinstance(label_values, tuple) else (label_values,)
@@ -567,11 +568,11 @@ def fit_data(data: LawData, form: Form, options: FitOptions) -> Fit:
 
 def _check_enough(spec: Spec, data: LawData) -> None:
     if data.n < spec.n_params:
-        raise ValueError(
+        raise PerflawError(
             f"{spec.form}: {data.n} runs are fewer than its {spec.n_params} parameters {list(spec.names)}"
         )
     if data.n_configs < spec.n_params:
-        raise ValueError(
+        raise PerflawError(
             f"{spec.form}: {data.n_configs} distinct configurations are fewer than its "
             f"{spec.n_params} parameters {list(spec.names)} (seeds of one configuration do not count twice)"
         )
@@ -640,7 +641,7 @@ def _trust_region(spec: Spec, data: LawData, options: FitOptions) -> dict[str, t
     if options.trust_region:
         unknown = sorted(set(options.trust_region) - set(spec.variables))
         if unknown:
-            raise ValueError(f"trust_region names unknown variables {unknown}; variables: {list(spec.variables)}")
+            raise PerflawError(f"trust_region names unknown variables {unknown}; variables: {list(spec.variables)}")
         region.update(options.trust_region)
     return region
 

@@ -38,6 +38,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from perflaw.law.table import LawData
+from perflaw.errors import PerflawError
 
 Array = np.ndarray
 
@@ -241,7 +242,7 @@ def distinct_or_hold(form: Form, data: LawData, fitted: Sequence[str]) -> dict[s
         if var in form.holdable:
             held[var] = float(values[0])
         else:
-            raise ValueError(
+            raise PerflawError(
                 f"variable {var} (column {data.columns.get(var, var)!r}) has a single distinct value "
                 f"{float(values[0])!r}; the {form.name} form needs at least two to fit it"
             )
@@ -386,7 +387,7 @@ class PerformanceCodeForm(Form):
     def specify(self, data: LawData, **options: Any) -> Spec:
         mode = options.get("D", "fixed")
         if mode not in ("fixed", "free"):
-            raise ValueError(f"performance_code: D must be 'fixed' or 'free', got {mode!r}")
+            raise PerflawError(f"performance_code: D must be 'fixed' or 'free', got {mode!r}")
         if mode == "free":
             return self._specify_free(data)
         held = distinct_or_hold(self, data, self.variables)
@@ -573,7 +574,7 @@ class ScalingForm(Form):
     def specify(self, data: LawData, **options: Any) -> Spec:
         mode = options.get("D", "fixed")
         if mode not in ("fixed", "free"):
-            raise ValueError(f"scaling: D must be 'fixed' or 'free', got {mode!r}")
+            raise PerflawError(f"scaling: D must be 'fixed' or 'free', got {mode!r}")
         if mode == "free":
             return self._specify_free(data)
         held = distinct_or_hold(self, data, self.variables)
@@ -649,7 +650,7 @@ class ChinchillaForm(Form):
         distinct_or_hold(self, data, self.variables)
         if np.any(data.y <= 0):
             bad = float(data.y[np.flatnonzero(data.y <= 0)[0]])
-            raise ValueError(f"chinchilla fits log L: the loss must be positive, found {bad!r}")
+            raise PerflawError(f"chinchilla fits log L: the loss must be positive, found {bad!r}")
         names = ("E", "A", "alpha", "B", "beta")
         lower = np.array([0.0, 0.0, -np.inf, 0.0, -np.inf])
         upper = np.full(5, np.inf)

@@ -32,6 +32,7 @@ from scipy.optimize import minimize
 from perflaw.law.values import check_region, clean
 from perflaw.sizing import param_count
 from perflaw.law.solve import with_small_blas
+from perflaw.errors import PerflawError, PerflawTypeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from perflaw.law.fitting import Fit
@@ -226,11 +227,11 @@ def _context(
         user = check_region(trust_region)
         unknown = sorted(set(user) - set(fit.spec.variables))
         if unknown:
-            raise ValueError(f"trust_region names unknown variables {unknown}; variables: {list(fit.spec.variables)}")
+            raise PerflawError(f"trust_region names unknown variables {unknown}; variables: {list(fit.spec.variables)}")
         region.update({k: v for k, v in user.items() if k in variables})
     missing = [v for v in variables if v not in region]
     if missing:
-        raise ValueError(f"no trust region for {missing}: give trust_region={{{missing[0]!r}: (low, high)}}")
+        raise PerflawError(f"no trust region for {missing}: give trust_region={{{missing[0]!r}: (low, high)}}")
     # Resolve the held inputs (D′ or the panel) once, through predict's checks.
     probe = {v: region[v][0] for v in variables}
     probe.update(fixed)
@@ -249,13 +250,13 @@ def _grid(region: Mapping[str, tuple[float, float]], variables: tuple[str, ...],
         if integer:
             axis = np.arange(math.ceil(lo), math.floor(hi) + 1, dtype=np.float64)
             if axis.size == 0:
-                raise ValueError(f"trust region for {v} ({lo:g}, {hi:g}) holds no integer")
+                raise PerflawError(f"trust region for {v} ({lo:g}, {hi:g}) holds no integer")
         else:
             axis = np.geomspace(lo, hi, GRID_PER_AXIS.get(len(variables), 9))
         axes.append(axis)
     total = int(np.prod([len(a) for a in axes]))
     if total > MAX_INTEGER_POINTS:
-        raise ValueError(
+        raise PerflawError(
             f"the trust region holds {total:,} integer configurations (limit {MAX_INTEGER_POINTS:,}); "
             "narrow it, or search continuously (integer=False)"
         )
@@ -429,7 +430,7 @@ def default_param_counter(
             return None
         values = frame[column].dropna().unique()
         if len(values) > 1:
-            raise ValueError(
+            raise PerflawError(
                 f"the table has several {column} values {list(values)[:6]}; pass {column}= "
                 "(or panel=) to budget_optimum"
             )
@@ -438,7 +439,7 @@ def default_param_counter(
     model = model or single("model") or "llama"
     n_items = n_items if n_items is not None else single("n_items")
     if n_items is None:
-        raise ValueError("budget_optimum needs n_items (no n_items column in the table); pass n_items=")
+        raise PerflawError("budget_optimum needs n_items (no n_items column in the table); pass n_items=")
     max_len = max_len if max_len is not None else (single("max_len") or 50)
     n_items, max_len = int(n_items), int(max_len)
 
@@ -492,13 +493,13 @@ def budget_optimum(
     if fit.form == "chinchilla":
         return _compute_optimum(fit, flops, D)
     if max_params is None:
-        raise ValueError("budget_optimum needs max_params (the largest parameter count allowed)")
+        raise PerflawError("budget_optimum needs max_params (the largest parameter count allowed)")
     if not (isinstance(max_params, (int, float, np.integer, np.floating)) and max_params > 0):
-        raise ValueError(f"max_params must be a positive number, got {max_params!r}")
+        raise PerflawError(f"max_params must be a positive number, got {max_params!r}")
     if isinstance(d_step, bool) or not isinstance(d_step, (int, np.integer)) or d_step < 1:
-        raise ValueError(f"d_step must be a positive integer, got {d_step!r}")
+        raise PerflawError(f"d_step must be a positive integer, got {d_step!r}")
     if set(fit.model_variables) != {"N", "d"}:
-        raise ValueError(f"budget_optimum needs a law in N and d; this one is in {list(fit.model_variables)}")
+        raise PerflawError(f"budget_optimum needs a law in N and d; this one is in {list(fit.model_variables)}")
     if params_fn is None:
         params_fn, label = default_param_counter(
             fit, model=model, n_items=n_items, max_len=max_len, heads=heads,
@@ -506,7 +507,7 @@ def budget_optimum(
         )
     else:
         if not callable(params_fn):
-            raise TypeError(f"params_fn must be callable (layers, dim) -> int, got {type(params_fn).__name__}")
+            raise PerflawTypeError(f"params_fn must be callable (layers, dim) -> int, got {type(params_fn).__name__}")
         label = getattr(params_fn, "__name__", "params_fn")
 
     ctx = _context(fit, trust_region, D, panel)
@@ -518,7 +519,7 @@ def budget_optimum(
     feasible = counts <= max_params
     if not feasible.any():
         i = int(np.argmin(counts))
-        raise ValueError(
+        raise PerflawError(
             f"no configuration in the trust region fits max_params={max_params:g}; the smallest, "
             f"N={grid['N'][i]:g}, d={grid['d'][i]:g}, has {counts[i]:g} parameters"
         )
@@ -547,7 +548,7 @@ def budget_optimum(
 def _compute_optimum(fit: "Fit", flops: float | None, D: float | None) -> BudgetOptimum:
     """Chinchilla: minimise E + A/N^α + B/D^β subject to 6·N·D = C (closed form)."""
     if flops is None or not flops > 0:
-        raise ValueError(
+        raise PerflawError(
             "for a chinchilla fit the budget optimum is compute-optimal: pass flops=C (C = 6·N·D), "
             f"got flops={flops!r}"
         )
@@ -565,7 +566,7 @@ def _compute_optimum(fit: "Fit", flops: float | None, D: float | None) -> Budget
 
     N, Dopt, loss = allocate(fit.theta)
     if not np.isfinite(N):
-        raise ValueError("the fitted exponents or coefficients are not positive; no compute-optimal allocation")
+        raise PerflawError("the fitted exponents or coefficients are not positive; no compute-optimal allocation")
     reps = np.array([allocate(t) for t in fit.replicates()]).reshape(-1, 3)
     ci = fit.options.ci
     return BudgetOptimum(
@@ -616,10 +617,10 @@ def scaling_potential(
         base = _context(fit, trust_region, D, panel)
     unknown = sorted(set(current) - set(base.variables))
     if unknown or set(current) != set(base.variables):
-        raise ValueError(f"current must give {list(base.variables)}, got {sorted(current)}")
+        raise PerflawError(f"current must give {list(base.variables)}, got {sorted(current)}")
     for v, x in current.items():
         if not (isinstance(x, (int, float, np.integer, np.floating)) and x > 0):
-            raise ValueError(f"current {v} must be positive, got {x!r}")
+            raise PerflawError(f"current {v} must be positive, got {x!r}")
     region = {v: (float(current[v]), max(float(current[v]), base.region[v][1])) for v in base.variables}
     free = tuple(v for v in base.variables if region[v][1] > region[v][0] * (1 + 1e-12))
     gains, rel, bests, best_values, current_values = [], [], [], [], []
@@ -660,7 +661,7 @@ def _largest_measured(fit: "Fit", panel: str | None, D: float | None) -> tuple[d
     if D is not None and "D" in data.X:
         rows &= np.isclose(data.X["D"], D, rtol=1e-9)
     if not rows.any():
-        raise ValueError("no measured configuration matches panel/D to start the scaling potential from")
+        raise PerflawError("no measured configuration matches panel/D to start the scaling potential from")
     i = int(np.flatnonzero(rows)[np.argmax(data.size[rows])])
     chosen_panel = panel
     needs_panel = fit.spec.per_panel or ("D" in data.X and "D" not in fit.held and D is None)

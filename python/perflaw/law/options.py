@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from perflaw.law.values import check_region
+from perflaw.errors import PerflawError, PerflawTypeError
 
 # The built-in law forms (``perflaw.law.forms.FORMS`` holds their formulas).
 FORM_NAMES = ("performance", "performance_code", "scaling", "chinchilla")
@@ -101,27 +102,27 @@ class FitOptions:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+            raise PerflawError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.f_scale is not None and not (isinstance(self.f_scale, (int, float)) and self.f_scale > 0):
-            raise ValueError(f"f_scale must be a positive number, got {self.f_scale!r}")
+            raise PerflawError(f"f_scale must be a positive number, got {self.f_scale!r}")
         for name in ("n_starts", "n_boot", "seed", "holdout_starts"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{name} must be an integer, got {value!r}")
+                raise PerflawTypeError(f"{name} must be an integer, got {value!r}")
         if self.n_starts < 1 or self.holdout_starts < 1:
-            raise ValueError(f"n_starts and holdout_starts must be at least 1, got {self.n_starts}, {self.holdout_starts}")
+            raise PerflawError(f"n_starts and holdout_starts must be at least 1, got {self.n_starts}, {self.holdout_starts}")
         if self.n_boot < 0:
-            raise ValueError(f"n_boot must be non-negative, got {self.n_boot}")
+            raise PerflawError(f"n_boot must be non-negative, got {self.n_boot}")
         if self.bootstrap not in BOOTSTRAP_MODES:
-            raise ValueError(f"bootstrap must be one of {BOOTSTRAP_MODES}, got {self.bootstrap!r}")
+            raise PerflawError(f"bootstrap must be one of {BOOTSTRAP_MODES}, got {self.bootstrap!r}")
         if not 0 < self.ci < 1:
-            raise ValueError(f"ci must be in (0, 1), got {self.ci!r}")
+            raise PerflawError(f"ci must be in (0, 1), got {self.ci!r}")
         if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
+            raise PerflawError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
         if self.D not in D_MODES:
-            raise ValueError(f"D must be 'fixed' or 'free', got {self.D!r}")
+            raise PerflawError(f"D must be 'fixed' or 'free', got {self.D!r}")
         if self.direction not in (None, "max", "min"):
-            raise ValueError(f"direction must be 'max' or 'min', got {self.direction!r}")
+            raise PerflawError(f"direction must be 'max' or 'min', got {self.direction!r}")
         if isinstance(self.panel_by, str):
             object.__setattr__(self, "panel_by", tuple(c.strip() for c in self.panel_by.split(",") if c.strip()))
         if self.trust_region is not None:

@@ -21,6 +21,7 @@ from perflaw.law.fitting import Fit, fit
 from perflaw.law.recommend import Recommendation, display_name, unfitted
 from perflaw.law.options import DEFAULT_PANEL_BY, DEFAULT_REACH
 from perflaw.law.table import read_table, resolve_metric
+from perflaw.errors import PerflawError
 
 ALL_RUNS = "all runs"
 
@@ -119,7 +120,7 @@ def _groups(frame: pd.DataFrame, by: str | Sequence[str]) -> list[tuple[str, pd.
         [c.strip() for c in by.split(",") if c.strip()] if isinstance(by, str) else [str(c) for c in by])
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"--by columns {missing} are not in the table; columns present: {list(frame.columns)}")
+        raise PerflawError(f"--by columns {missing} are not in the table; columns present: {list(frame.columns)}")
     if not columns:
         return [(ALL_RUNS, frame)]
     return [("|".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), group.reset_index(drop=True))

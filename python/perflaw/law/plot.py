@@ -28,6 +28,7 @@ import numpy as np
 from perflaw.atomic import atomic_path
 from perflaw.law.recommend import display_name
 from perflaw.law.values import clip_to
+from perflaw.errors import PerflawError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -81,7 +82,7 @@ def plot_fit(
     """
     bad = [f for f in formats if f not in ("png", "svg", "pdf")]
     if bad or not formats:
-        raise ValueError(f"formats must be among png, svg, pdf; got {list(formats)!r}")
+        raise PerflawError(f"formats must be among png, svg, pdf; got {list(formats)!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     variables = [v for v in fit.spec.variables if v not in fit.held]

@@ -47,6 +47,7 @@ from perflaw.law.backtest import seed_noise
 from perflaw.law.optimum import default_param_counter
 from perflaw.law.options import DEFAULT_REACH
 from perflaw.law.values import clean, clip_to
+from perflaw.errors import PerflawError
 
 if TYPE_CHECKING:  # pragma: no cover
     from perflaw.law.fitting import Fit
@@ -231,9 +232,9 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = DEFAULT_RE
     (12, 56, 'law', 'high')
     """
     if not (isinstance(reach, (int, float)) and math.isfinite(reach) and reach >= 1):
-        raise ValueError(f"reach must be a number >= 1 (1 keeps the search inside the trained sizes), got {reach!r}")
+        raise PerflawError(f"reach must be a number >= 1 (1 keeps the search inside the trained sizes), got {reach!r}")
     if set(fit.model_variables) != {"N", "d"}:
-        raise ValueError(f"a recommendation needs a law in N and d; this one is in {list(fit.model_variables)}")
+        raise PerflawError(f"a recommendation needs a law in N and d; this one is in {list(fit.model_variables)}")
     data = _panel_data(fit, panel)
     dataset = _display(fit, data.label)
     blocked = _degenerate(fit, data) or _unchecked(fit, data)
@@ -277,10 +278,10 @@ def recommend(fit: "Fit", *, panel: str | None = None, reach: float = DEFAULT_RE
 def _panel_data(fit: "Fit", panel: str | None) -> _Panel:
     if panel is None:
         if len(fit.panels) > 1:
-            raise ValueError(f"this law covers several data panels; give panel= (one of {list(fit.panels)})")
+            raise PerflawError(f"this law covers several data panels; give panel= (one of {list(fit.panels)})")
         panel = fit.panels[0]
     if panel not in fit.panels:
-        raise ValueError(f"unknown panel {panel!r}; panels: {list(fit.panels)}")
+        raise PerflawError(f"unknown panel {panel!r}; panels: {list(fit.panels)}")
     index = fit.panels.index(panel)
     rows = fit.data.panel == index
     data = fit.data.subset(np.flatnonzero(rows))

@@ -9,6 +9,7 @@ import numpy as np
 
 from perflaw.law.forms import Spec
 from perflaw.law.table import LawData
+from perflaw.errors import PerflawError
 
 Array = np.ndarray
 
@@ -41,7 +42,7 @@ def bootstrap_mode(data: LawData, requested: str) -> str:
         if requested == "seeds":
             counts = np.bincount(data.config)
             if counts[counts > 0].min() < 2:
-                raise ValueError(
+                raise PerflawError(
                     "bootstrap='seeds' needs at least two runs (seeds) of every configuration; "
                     f"{int(np.sum(counts == 1))} configuration(s) have one"
                 )

@@ -32,6 +32,7 @@ from scipy.special import huber, logsumexp
 
 from perflaw.law.forms import HOFFMANN_DELTA, Spec
 from perflaw.law.options import LOSSES
+from perflaw.errors import PerflawError
 
 Array = np.ndarray
 
@@ -145,7 +146,7 @@ def solve(
     if spec.objective == "hoffmann":
         return solve_hoffmann(spec, X, y, n_polish=n_polish, extra_starts=extra_starts, use_grid=use_grid)
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        raise PerflawError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss == "linear":
         groups = repeated_points(X, panel, y)
         if groups is not None:
@@ -203,7 +204,7 @@ def _solve(
     else:
         starts, n_grid = _plain_starts(spec, X, panel, y, sw, n_polish, warm, use_grid)
     if not starts:
-        raise ValueError(
+        raise PerflawError(
             f"{spec.form}: no finite start on the grid; check the data scale or give starting values"
         )
     start_sse = np.array([_sse(spec, s.theta, X, panel, y, sw) for s in starts])
@@ -214,7 +215,7 @@ def _solve(
         f_scale = robust_scale(spec.predict(best_start.theta, X, panel) - y, y)
     f_scale = None if loss == "linear" else float(f_scale)  # type: ignore[arg-type]
     if f_scale is not None and not f_scale > 0:
-        raise ValueError(f"f_scale must be positive, got {f_scale!r}")
+        raise PerflawError(f"f_scale must be positive, got {f_scale!r}")
 
     if projected and loss == "linear" and not polish:
         # The projected fit already solved this least-squares problem.
@@ -667,7 +668,7 @@ def solve_hoffmann(
         E, A, alpha, B, beta = np.maximum(np.asarray(theta, dtype=np.float64), [1e-300, 1e-300, -np.inf, 1e-300, -np.inf])
         starts.append(np.array([np.log(A), np.log(B), np.log(E), alpha, beta]))
     if not starts:
-        raise ValueError("chinchilla: no starting point")
+        raise PerflawError("chinchilla: no starting point")
 
     results = []
     for z0 in starts:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from perflaw.law.custom import get_form
+from perflaw.errors import PerflawError
 
 PAPER_LAYERS = (4, 8, 12, 16, 24, 32)
 PAPER_DIMS = (25, 50, 75, 100)
@@ -66,9 +67,9 @@ def synthetic_runs(
     (48, ['d_prime', 'dataset', 'dim', 'layers'])
     """
     if seeds < 1:
-        raise ValueError(f"seeds must be at least 1, got {seeds}")
+        raise PerflawError(f"seeds must be at least 1, got {seeds}")
     if noise < 0:
-        raise ValueError(f"noise must be non-negative, got {noise}")
+        raise PerflawError(f"noise must be non-negative, got {noise}")
     law = get_form(form)
     if params is None:
         params = DECAY_FREE if law.name == "scaling" else PEAKED

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from perflaw.law.options import DEFAULT_PANEL_BY  # the columns that define a data panel
+from perflaw.errors import PerflawError, PerflawTypeError, MissingFileError
 
 _CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 _JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
@@ -55,23 +56,25 @@ def read_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     elif isinstance(table, (str, Path)):
         frame = _read_path(Path(table))
     else:
-        raise TypeError(
+        raise PerflawTypeError(
             f"table must be a pandas DataFrame or a path, got {type(table).__name__}"
         )
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.columns.duplicated().any():
         dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
-        raise ValueError(f"table has duplicate columns: {dupes}")
+        raise PerflawError(f"table has duplicate columns: {dupes}")
     if "status" in frame.columns:
         frame = frame[frame["status"].astype(str).str.lower() == "ok"]
     if len(frame) == 0:
-        raise ValueError("table has no finished runs (no rows, or no row with status 'ok')")
+        raise PerflawError("table has no finished runs (no rows, or no row with status 'ok')")
     return frame.reset_index(drop=True)
 
 
 def _read_path(path: Path) -> pd.DataFrame:
     if not path.exists():
-        raise FileNotFoundError(f"results table not found: {path}")
+        raise MissingFileError(f"results table not found: {path}")
+    if not (path.is_dir() or path.is_file()):
+        raise PerflawError(f"{path} is not a regular file (a pipe or a device): write the table to a file first")
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in _SQLITE_SUFFIXES:
         # a sweep folder or its results store (perflaw.sweep owns the format)
@@ -89,7 +92,7 @@ def _read_path(path: Path) -> pd.DataFrame:
 
     if suffix in PARQUET_SUFFIXES:
         return pd.read_parquet(path)
-    raise ValueError(
+    raise PerflawError(
         f"cannot read results table {str(path)!r}: unknown extension {suffix!r} "
         "(expected .csv, .tsv, .jsonl, .ndjson, .json, .parquet, .pq, .parq, .sqlite or a sweep folder)"
     )
@@ -183,7 +186,7 @@ class LawData:
 def resolve_metric(frame: pd.DataFrame, metric: str) -> str:
     """The column holding ``metric`` (case-insensitive), or a clear error."""
     if not isinstance(metric, str) or not metric.strip():
-        raise TypeError(f"metric must be a non-empty string, got {metric!r}")
+        raise PerflawTypeError(f"metric must be a non-empty string, got {metric!r}")
     name = metric.strip()
     if name in frame.columns:
         return name
@@ -191,7 +194,7 @@ def resolve_metric(frame: pd.DataFrame, metric: str) -> str:
     if len(matches) == 1:
         return matches[0]
     known = [c for c in frame.columns if "@" in c or c.lower() in ("loss", "mrr", "auc")]
-    raise ValueError(f"metric column {metric!r} not in the table; metric-like columns present: {known}")
+    raise PerflawError(f"metric column {metric!r} not in the table; metric-like columns present: {known}")
 
 
 def build_law_data(
@@ -238,7 +241,7 @@ def build_law_data(
     for var in positive if positive is not None else X:
         bad = np.flatnonzero(X[var] <= 0)
         if bad.size:
-            raise ValueError(
+            raise PerflawError(
                 f"variable {var} (column {chosen[var]!r}) must be positive, "
                 f"found {float(X[var][bad[0]])!r} in row {int(bad[0])}"
             )
@@ -267,7 +270,7 @@ def _choose_columns(
 ) -> dict[str, str]:
     unknown = sorted(set(explicit) - set(candidates))
     if unknown:
-        raise ValueError(
+        raise PerflawError(
             f"columns= names variables {unknown} that this form does not use "
             f"(its variables: {sorted(candidates)})"
         )
@@ -277,7 +280,7 @@ def _choose_columns(
         if var in explicit:
             col = str(explicit[var])
             if col not in frame.columns:
-                raise ValueError(f"column {explicit[var]!r} given for variable {var} is not in the table")
+                raise PerflawError(f"column {explicit[var]!r} given for variable {var} is not in the table")
             chosen[var] = col
             continue
         found = next((c for c in options if c in frame.columns), None)
@@ -286,7 +289,7 @@ def _choose_columns(
         else:
             chosen[var] = found
     if missing:
-        raise ValueError(
+        raise PerflawError(
             "table is missing columns for: " + "; ".join(missing)
             + f". Columns present: {list(frame.columns)}"
         )
@@ -299,11 +302,11 @@ def _check_numeric(frame: pd.DataFrame, cols: Sequence[str]) -> None:
         non_numeric = values.isna() & frame[col].notna()
         if non_numeric.any():
             row = int(np.flatnonzero(non_numeric.to_numpy())[0])
-            raise ValueError(f"column {col!r} has a non-numeric value {frame[col].iloc[row]!r} in row {row}")
+            raise PerflawError(f"column {col!r} has a non-numeric value {frame[col].iloc[row]!r} in row {row}")
         arr = values.to_numpy(dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(arr))
         if bad.size:
-            raise ValueError(
+            raise PerflawError(
                 f"column {col!r} has {bad.size} NaN or infinite value(s), first in row {int(bad[0])}"
             )
         frame[col] = arr

@@ -6,20 +6,21 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from perflaw.errors import PerflawError, PerflawTypeError
 
 
 def check_region(region: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, float]]:
     """Validate a trust region: variable -> (low, high), 0 < low < high."""
     if not isinstance(region, Mapping):
-        raise TypeError(f"trust_region must be a mapping variable -> (low, high), got {type(region).__name__}")
+        raise PerflawTypeError(f"trust_region must be a mapping variable -> (low, high), got {type(region).__name__}")
     out: dict[str, tuple[float, float]] = {}
     for var, bounds in region.items():
         try:
             lo, hi = (float(b) for b in bounds)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"trust_region[{var!r}] must be (low, high), got {bounds!r}") from exc
+            raise PerflawError(f"trust_region[{var!r}] must be (low, high), got {bounds!r}") from exc
         if not (np.isfinite(lo) and np.isfinite(hi) and 0 < lo < hi):
-            raise ValueError(f"trust_region[{var!r}] must satisfy 0 < low < high, got ({lo!r}, {hi!r})")
+            raise PerflawError(f"trust_region[{var!r}] must satisfy 0 < low < high, got ({lo!r}, {hi!r})")
         out[str(var)] = (lo, hi)
     return out
 

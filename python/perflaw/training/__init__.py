@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+from perflaw.errors import require
 from perflaw.training.config import TrainConfig
 from perflaw.training.result import TrainResult
 from perflaw.sizing import param_count, pick_heads
@@ -34,6 +35,7 @@ def train(
     >>> perflaw.train(seqs, cfg, progress=False).epochs_run
     1
     """
+    require("torch", "perflaw.train", "train")
     from perflaw.training.loop import train as _train
 
     return _train(seqs, config, progress=progress, checkpoint_dir=checkpoint_dir, callback=callback)
@@ -41,6 +43,7 @@ def train(
 
 def load_checkpoint(path: str | os.PathLike, device: str = "cpu") -> Any:
     """Rebuild a saved model and its config (see :func:`perflaw.training.loop.load_checkpoint`)."""
+    require("torch", "perflaw.training.load_checkpoint", "train")
     from perflaw.training.loop import load_checkpoint as _load
 
     return _load(path, device)

@@ -7,12 +7,13 @@ the sweep runner and the law fitter without the training stack.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from perflaw.errors import PerflawError
 from perflaw.eval import METRIC_NAMES
 from perflaw.sizing import MODELS, AttentionShape, attention_shape
+from perflaw.errors import PerflawError, PerflawTypeError
 
 LOSSES = ("ce", "bce", "sampled_softmax")
 PROTOCOLS = ("full", "sampled")
@@ -23,6 +24,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 DEFAULT_DROPOUT = {"llama": 0.3, "hstu": 0.3, "sasrec": 0.5}
 DEFAULT_SAMPLED_SOFTMAX_NEGATIVES = 100
 DEFAULT_EVAL_NEGATIVES = 100
+# Device names a run may ask for (whether the device is there is checked when training starts).
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
 def _setting(default: Any, help: str, **cli: Any) -> Any:
@@ -153,19 +156,21 @@ class TrainConfig:
         if self.dropout is not None:
             _number(self.dropout, "dropout", low=0.0, high=1.0, high_open=True)
         if self.loss == "ce" and self.negatives is not None:
-            raise ValueError(
+            raise PerflawError(
                 f"negatives={self.negatives} has no meaning for loss='ce' (a full softmax); "
                 "use loss='sampled_softmax' or leave negatives unset"
             )
         if self.protocol == "full" and self.eval_negatives is not None:
-            raise ValueError(
+            raise PerflawError(
                 f"eval_negatives={self.eval_negatives} needs protocol='sampled'; "
                 "the 'full' protocol ranks the whole catalogue"
             )
         if not isinstance(self.device, str) or not self.device:
-            raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            raise PerflawTypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise PerflawError(f"unknown device {self.device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
         if not isinstance(self.compile, bool):
-            raise TypeError(f"compile must be True or False, got {self.compile!r}")
+            raise PerflawTypeError(f"compile must be True or False, got {self.compile!r}")
 
     # ------------------------------------------------------------ resolved
     @property
@@ -250,20 +255,20 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
+            raise PerflawError(f"unknown TrainConfig field(s) {unknown}; known fields are {sorted(known)}")
         return cls(**values)
 
 
 def _choice(value: Any, name: str, options: tuple[str, ...]) -> None:
     if value not in options:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {list(options)}")
+        raise PerflawError(f"unknown {name} {value!r}; choose one of {list(options)}")
 
 
 def _int(value: Any, name: str, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise PerflawTypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise PerflawError(f"{name} must be >= {minimum}, got {value}")
 
 
 def _number(
@@ -275,10 +280,10 @@ def _number(
     high_open: bool = False,
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+        raise PerflawTypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
+        raise PerflawError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+        raise PerflawError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+        raise PerflawError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")

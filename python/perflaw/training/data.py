@@ -17,6 +17,7 @@ import torch
 
 from perflaw.sampling import ExclusionIndex
 from perflaw.sequences import Sequences
+from perflaw.errors import PerflawError
 
 # Batches per length-sorted chunk on the CPU (see epoch_batches).
 BUCKET_BATCHES = 16
@@ -84,7 +85,7 @@ def build_train_data(
     """
     windows, users, input_lengths = training_windows(train, max_len)
     if len(windows) == 0:
-        raise ValueError(
+        raise PerflawError(
             "no training targets: every user has fewer than 2 training items "
             f"(users={train.n_users}, training items={train.tokens})"
         )

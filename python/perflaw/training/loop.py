@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from perflaw.atomic import atomic_path
-from perflaw.errors import PerflawError, TrainingDiverged
+from perflaw.errors import PerflawError, PerflawTypeError, TrainingDiverged
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
 from perflaw.training.config import TrainConfig
@@ -79,9 +79,9 @@ def train(
     """
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a perflaw.TrainConfig, got {type(config).__name__}")
+        raise PerflawTypeError(f"config must be a perflaw.TrainConfig, got {type(config).__name__}")
     if not isinstance(seqs, Sequences):
-        raise TypeError(f"seqs must be perflaw.Sequences, got {type(seqs).__name__}")
+        raise PerflawTypeError(f"seqs must be perflaw.Sequences, got {type(seqs).__name__}")
     started = time.perf_counter()
     device = resolve_device(config.device)
     n_items = config.table_size(seqs)  # checks the data against the config first
@@ -107,14 +107,14 @@ def resolve_device(spec: str) -> torch.device:
     try:
         device = torch.device(spec)
     except (RuntimeError, ValueError) as exc:
-        raise ValueError(f"unknown device {spec!r}: {exc}") from None
+        raise PerflawError(f"unknown device {spec!r}: {exc}") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {spec!r} was requested but CUDA is not available here")
+            raise PerflawError(f"device {spec!r} was requested but CUDA is not available here")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {spec!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
+            raise PerflawError(f"device {spec!r} does not exist: {torch.cuda.device_count()} CUDA device(s)")
     elif device.type not in ("cpu", "mps"):
-        raise ValueError(f"unsupported device {spec!r}; use 'auto', 'cpu' or 'cuda[:N]'")
+        raise PerflawError(f"unsupported device {spec!r}; use 'auto', 'cpu' or 'cuda[:N]'")
     return device
 
 
@@ -462,7 +462,7 @@ class _Run:
 
     def _check_compatible(self, payload: dict[str, Any], path: Path) -> None:
         if payload["fingerprint"] != self.fingerprint:
-            raise ValueError(
+            raise PerflawError(
                 f"{path} was made from different data (fingerprint {payload['fingerprint']}, "
                 f"this data {self.fingerprint}); use another checkpoint directory"
             )
@@ -472,7 +472,7 @@ class _Run:
         if payload["device"] != str(self.device):
             differing.append(f"device ({payload['device']} -> {self.device})")
         if differing:
-            raise ValueError(
+            raise PerflawError(
                 f"{path} was made with different settings ({', '.join(differing)}); "
                 "resume with the same config or use another checkpoint directory"
             )

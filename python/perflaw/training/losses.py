@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from perflaw.sampling import ExclusionIndex
+from perflaw.errors import PerflawError
 
 NEGATIVE_BITS = 31
 
@@ -67,7 +68,7 @@ def next_item_loss(
         per_position = F.cross_entropy(logits, (targets - 1).clamp(min=0), reduction="none")
     elif kind in ("bce", "sampled_softmax"):
         if negatives is None:
-            raise ValueError(f"loss {kind!r} needs negatives")
+            raise PerflawError(f"loss {kind!r} needs negatives")
         positive = (hidden * table[targets]).sum(-1).float()
         negative = torch.einsum("pd,pkd->pk", hidden, table[negatives]).float()
         if kind == "bce":
@@ -76,7 +77,7 @@ def next_item_loss(
             logits = torch.cat([positive[:, None], negative], dim=1)
             per_position = torch.logsumexp(logits, dim=1) - positive
     else:
-        raise ValueError(f"unknown loss {kind!r}; choose one of ['ce', 'bce', 'sampled_softmax']")
+        raise PerflawError(f"unknown loss {kind!r}; choose one of ['ce', 'bce', 'sampled_softmax']")
     if weight is None:
         return per_position.mean()
     return (per_position * weight).sum() / weight.sum().clamp(min=1)

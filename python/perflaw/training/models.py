@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perflaw.sizing import AttentionShape, attention_shape, swiglu_hidden
+from perflaw.errors import PerflawError
 
 INIT_STD = 0.02
 
@@ -55,9 +56,9 @@ class SequentialRecommender(nn.Module):
 
     def _check_input(self, items: torch.Tensor) -> None:
         if items.dim() != 2:
-            raise ValueError(f"items must be (batch, length), got shape {tuple(items.shape)}")
+            raise PerflawError(f"items must be (batch, length), got shape {tuple(items.shape)}")
         if items.shape[1] > self.max_len:
-            raise ValueError(f"sequence length {items.shape[1]} exceeds max_len={self.max_len}")
+            raise PerflawError(f"sequence length {items.shape[1]} exceeds max_len={self.max_len}")
 
 
 # ======================================================================= llama
@@ -324,5 +325,5 @@ def build_model(
     torch.Size([1, 11])
     """
     if model not in MODEL_CLASSES:
-        raise ValueError(f"unknown model {model!r}; choose one of {list(MODEL_CLASSES)}")
+        raise PerflawError(f"unknown model {model!r}; choose one of {list(MODEL_CLASSES)}")
     return MODEL_CLASSES[model](n_items, layers, dim, attention_shape(model, dim, heads), max_len, dropout)
