@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("perflaw.ingest", "perflaw.synth"),
     # the bottom: the in-memory form and what everything shares
     ("perflaw", "perflaw._core", "perflaw.sequences", "perflaw.store", "perflaw.sizing", "perflaw.atomic",
-     "perflaw.sampling", "perflaw.errors", "perflaw.blocks", "perflaw.ids", "perflaw.grouping", "perflaw.arrays"),
+     "perflaw.sampling", "perflaw.errors", "perflaw.progress", "perflaw.blocks", "perflaw.ids", "perflaw.grouping", "perflaw.arrays"),
 ]
 BOTTOM = len(LAYERS) - 1
 

@@ -127,3 +127,21 @@ def test_kernel_thread_pools_are_reused_within_a_bound():
         time.sleep(0.1)
     assert after - before <= 97 + 98 + 99 + 100
     assert threading.active_count() < 50  # the pools are Rust threads, not Python ones
+
+
+# ------------------------------------------------------------- file modes
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_results_are_written_with_the_mode_the_umask_gives(tmp_path, umask):
+    from perflaw.atomic import write_json_atomic, write_text_atomic
+
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "report.txt", "x")
+        write_json_atomic(tmp_path / "fit.json", {"a": 1})
+        with open(tmp_path / "plain.txt", "w") as plain:
+            plain.write("x")
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    for name in ("report.txt", "fit.json", "plain.txt"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name

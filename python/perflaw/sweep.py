@@ -25,6 +25,7 @@ import itertools
 import json
 import math
 import re
+import sys
 import time
 import traceback
 from collections import deque
@@ -34,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from perflaw.atomic import write_json_atomic
 from perflaw.errors import MissingFileError, PerflawError, PerflawTypeError, require
+from perflaw.progress import progress_bar
 from perflaw.quality import check_m
 from perflaw.sequences import Sequences, positive_int
 from perflaw.store import STORE_NAME, ResultStore, StoreError, open_results  # noqa: F401 (re-exported)
@@ -131,13 +133,7 @@ def load_spec(source: str | Path | Mapping[str, Any], base_dir: str | Path | Non
     """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise MissingFileError(f"sweep spec {str(path)!r} does not exist")
-        toml = _toml_module()
-        try:
-            raw = toml.loads(path.read_text())
-        except toml.TOMLDecodeError as exc:
-            raise PerflawError(f"sweep spec {path} is not valid TOML: {exc}") from None
+        raw = read_spec_file(path)
         base_dir = path.parent if base_dir is None else base_dir
     elif isinstance(source, Mapping):
         raw = dict(source)
@@ -270,6 +266,26 @@ def synth_config(settings: Mapping[str, Any]):
         raise PerflawError(f"bad synth setting: {exc}") from None
 
 
+def read_spec_file(path: Path) -> dict[str, Any]:
+    """The raw table of a TOML spec file (checked by :func:`load_spec`)."""
+    if not path.is_file():
+        raise MissingFileError(f"sweep spec {str(path)!r} does not exist")
+    toml = _toml_module()
+    try:
+        return toml.loads(path.read_text())
+    except toml.TOMLDecodeError as exc:
+        raise PerflawError(f"sweep spec {path} is not valid TOML: {exc}") from None
+
+
+def parse_toml_value(text: str) -> Any:
+    """A command-line value read as TOML (``0.01``, ``[8, 16]``, ``true``, ``"x"``), else as plain text."""
+    toml = _toml_module()
+    try:
+        return toml.loads(f"value = {text}")["value"]
+    except toml.TOMLDecodeError:
+        return text
+
+
 def _toml_module() -> Any:
     """The standard library's TOML reader (3.11+), or tomli, the same code for Python 3.10."""
     try:
@@ -350,6 +366,11 @@ class SweepSummary:
     data_s: float = 0.0  # loading data variants and measuring D′
     wall_s: float = 0.0
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain JSON-ready values."""
+        overhead = self.overhead
+        return {**asdict(self), "out_dir": str(self.out_dir), "overhead": None if math.isnan(overhead) else overhead}
 
     def add(self, outcome: "RunOutcome") -> None:
         self.train_s += outcome.seconds
@@ -565,10 +586,9 @@ def run_sweep(
         write_json_atomic(out_dir / "spec.json", spec.to_dict())
         store = ResultStore(out_dir / STORE_NAME)
         summary = SweepSummary(out_dir=out_dir, total=len(runs))
-        say = log or (lambda line: tqdm.write(line))
+        say = log or (lambda line: tqdm.write(line, file=sys.stderr))
         where = f" on {executor.label}" if executor.label else ""
-        bar = tqdm(total=len(runs), desc=f"sweep {spec.name}{where}", unit="run", disable=not progress,
-                   dynamic_ncols=True)
+        bar = progress_bar(progress, total=len(runs), desc=f"sweep {spec.name}{where}", unit="run")
 
         def record(done: Iterable[tuple[RunJob, RunOutcome]]) -> None:
             for job, outcome in done:
@@ -620,6 +640,8 @@ def execute_run(run: RunSpec, sequences: Sequences, quality: Mapping[str, Any], 
     """
     train_fn = train_fn or _default_train
     base = _variant_columns(run.variant, quality, run.config)
+    if hasattr(train_fn, "for_run"):  # a train_fn that wants to know its run (perflaw.tracking.TrackedTrain)
+        train_fn = train_fn.for_run(key, base)
     started = time.perf_counter()
     try:
         result = train_fn(sequences, run.config, progress=False, checkpoint_dir=Path(checkpoint_root) / key)
@@ -727,6 +749,43 @@ def preset(name: str, datasets: Iterable[Mapping[str, Any]] | None = None) -> di
     spec = {"name": name, **presets[name]}
     spec["datasets"] = [dict(d) for d in datasets] if datasets is not None else synthetic
     return spec
+
+
+def plan(spec: SweepSpec, out_dir: str | Path) -> list[dict[str, Any]]:
+    """What :func:`run_sweep` would train, without training: one row per run.
+
+    Each row has the data variant, model, layers, dim, seed, the parameter
+    count (with and without the embedding table) and ``status``: ``done``
+    (finished in ``out_dir``'s store, skipped on a run), ``failed`` (will be
+    retried) or ``pending``. Nothing is written.
+
+    Examples
+    --------
+    >>> rows = plan(load_spec(spec_dict), "perflaw-out/x")  # doctest: +SKIP
+    >>> rows[0]["status"]  # doctest: +SKIP
+    'pending'
+    """
+    from perflaw.sizing import param_count
+
+    store_path = Path(out_dir) / STORE_NAME
+    statuses = ResultStore(store_path).statuses() if store_path.is_file() else {}
+    rows = []
+    for variant, runs in itertools.groupby(expand(spec), key=lambda r: r.variant):
+        sequences = _cached_dataset(variant.dataset)
+        if variant.fraction < 1.0:
+            sequences = sequences.sample_users(variant.fraction, seed=spec.data_seed)
+        fingerprint = sequences.fingerprint()
+        for run in runs:
+            config = run.config
+            n_items = config.table_size(sequences)
+            size = {name: param_count(config.model, config.layers, config.dim, n_items, config.max_len,
+                                      config.attention, include_embedding=name == "params")
+                    for name in ("params", "params_non_embedding")}
+            status = statuses.get(run_key(variant, config, fingerprint), "pending")
+            rows.append({"variant": variant.label, "model": config.model, "layers": config.layers,
+                         "dim": config.dim, "seed": config.seed, **size,
+                         "status": "done" if status == "ok" else status})
+    return rows
 
 
 def with_settings(spec: SweepSpec, **train: Any) -> SweepSpec:

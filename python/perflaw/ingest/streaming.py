@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +24,7 @@ from perflaw.ingest.spec import Spec
 from perflaw.ingest.spill import PartitionWriter, read_partition
 from perflaw.sequences import Sequences
 from perflaw.errors import PerflawError
+from perflaw.progress import progress_bar
 
 __all__ = ["stream_batches"]
 
@@ -57,13 +57,11 @@ def stream_batches(
 
 
 def _progress_bar(spec: Spec, progress: bool, description: str) -> Any:
-    from tqdm.auto import tqdm
-
     if spec.format == "parquet":
         total = open_parquet(spec.path).metadata.num_rows
-        return tqdm(total=total, unit="rows", unit_scale=True, desc=description, file=sys.stderr, disable=not progress)
+        return progress_bar(progress, total=total, unit="rows", unit_scale=True, desc=description)
     total = os.path.getsize(spec.path)
-    return tqdm(total=total, unit="B", unit_scale=True, desc=description, file=sys.stderr, disable=not progress)
+    return progress_bar(progress, total=total, unit="B", unit_scale=True, desc=description)
 
 
 def _scan_contiguity(spec: Spec, batch_rows: int, progress: bool) -> tuple[bool, int | None]:
@@ -136,7 +134,5 @@ def _external_batches(
                     writer.add(rows)
         finally:
             writer.close()
-        from tqdm.auto import tqdm
-
-        for part in tqdm(writer.paths, desc="grouping partitions", file=sys.stderr, disable=not progress):
+        for part in progress_bar(progress, iterable=writer.paths, desc="grouping partitions"):
             yield read_partition(part)

@@ -34,6 +34,7 @@ from perflaw.law.table import LawData, build_law_data, read_table
 from perflaw.law.resampling import bootstrap_mode, relative_errors, resample, trainable
 from perflaw.law.values import bounds_for, clean, clip_to
 from perflaw.errors import PerflawError, PerflawTypeError
+from perflaw.progress import progress_bar
 
 Array = np.ndarray
 
@@ -714,10 +715,9 @@ def _bootstrap(
     info: dict[str, Any] = {"mode": mode, "n": 0, "failed": 0, "not_converged": 0, "seed": options.seed}
     if mode == "none":
         return np.empty((0, spec.n_params)), info
-    from tqdm.auto import tqdm
-
     samples = np.full((options.n_boot, spec.n_params), np.nan)
-    bar = tqdm(range(options.n_boot), desc=f"bootstrap {spec.form}", unit="fit", disable=not options.progress, leave=False)
+    bar = progress_bar(options.progress, iterable=range(options.n_boot), desc=f"bootstrap {spec.form}", unit="fit",
+                       leave=False)
     for b in bar:
         index = resample(data, mode, rng, spec)
         if index is None:

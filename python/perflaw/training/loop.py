@@ -26,6 +26,7 @@ import torch
 
 from perflaw.atomic import atomic_path
 from perflaw.errors import PerflawError, PerflawTypeError, TrainingDiverged
+from perflaw.progress import log_line, progress_bar
 from perflaw.eval import RankingTask, evaluate, leave_one_out, ranking_task
 from perflaw.sequences import Sequences
 from perflaw.training.config import TrainConfig
@@ -270,23 +271,21 @@ class _Run:
 
     # ------------------------------------------------------------------- loop
     def fit(self, progress: bool, callback: Callable[[dict[str, Any]], None] | None, started: float) -> TrainResult:
-        from tqdm.auto import tqdm
-
         config, state = self.config, self.progress
-        bar = tqdm(
-            total=config.epochs * self.steps_per_epoch,
-            initial=state.epoch * self.steps_per_epoch,
-            unit="step",
-            desc=f"train {config.model} {config.layers}x{config.dim}",
-            disable=not progress,
-            dynamic_ncols=True,
-        )
+        desc = f"train {config.model} {config.layers}x{config.dim}"
+        bar = progress_bar(progress, total=config.epochs * self.steps_per_epoch,
+                           initial=state.epoch * self.steps_per_epoch, unit="step", desc=desc)
+        plain = progress and bar.disable  # no terminal: one plain line per epoch instead of a bar
         if self.resumed_from is not None and progress:
-            bar.write(f"resuming from {self.directory / LAST_CHECKPOINT} after epoch {self.resumed_from}")
+            log_line(f"resuming from {self.directory / LAST_CHECKPOINT} after epoch {self.resumed_from}")
         try:
             while not state.done:
                 log = self._epoch(bar)
-                bar.set_postfix(self._postfix(log), refresh=True)
+                postfix = self._postfix(log)
+                bar.set_postfix(postfix, refresh=True)
+                if plain:
+                    log_line(f"{desc}: " + " ".join(f"{k} {v}" for k, v in postfix.items())
+                             + f" ({bar.n / max(1, bar.total):.0%})")
                 self._save(started)
                 if callback is not None:
                     callback(dict(log))
