@@ -19,7 +19,7 @@ from perflaw.eval import METRIC_NAMES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--layers", "1", "--dim", "8", "--max-len", "6", "--epochs", "2", "--batch-size", "8",
-              "--device", "cpu", "--threads", "1"]
+              "--device", "cpu", "--torch-threads", "1"]
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_train_writes_result_and_checkpoint(data_file, tmp_path, capsys):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
     # running it again resumes the finished run and reports the same test metrics
-    again = main(["train", str(data_file), "--out", str(out), "--model", "sasrec", "--loss", "bce", "--quiet",
+    again = main(["train", str(data_file), "--out", str(out), "--model", "sasrec", "--loss", "bce", "--no-progress",
                   *TINY_FLAGS])
     assert again == 0
     second = json.loads((out / "result.json").read_text())
@@ -65,7 +65,7 @@ def test_train_writes_result_and_checkpoint(data_file, tmp_path, capsys):
         (["--model", "gru4rec"], "invalid choice: 'gru4rec'"),
         (["--loss", "hinge"], "invalid choice: 'hinge'"),
         (["--max-len", "1"], "max_len must be >= 2"),
-        (["--threads", "0"], "--threads must be >= 1"),
+        (["--torch-threads", "0"], "--torch-threads must be >= 1"),
     ],
 )
 def test_bad_flags_exit_with_a_clear_error(data_file, tmp_path, capsys, flags, message):
@@ -83,7 +83,7 @@ def test_module_entry_point_runs_in_a_subprocess(data_file, tmp_path):
     out = tmp_path / "sub"
     env = os.environ | {"PYTHONPATH": str(ROOT / "python")}
     done = subprocess.run(
-        [sys.executable, "-m", "perflaw.cli", "train", str(data_file), "--out", str(out), "--quiet", *TINY_FLAGS],
+        [sys.executable, "-m", "perflaw.cli", "train", str(data_file), "--out", str(out), "--no-progress", *TINY_FLAGS],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
     )
     assert done.returncode == 0, done.stderr

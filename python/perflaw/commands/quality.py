@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
 from perflaw.errors import PerflawError
+from perflaw.ingest import FORMATS
 
 # Inputs with at least this many interactions show a progress bar.
 PROGRESS_ROWS = 5_000_000
@@ -20,10 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and a Lempel-Ziv entropy-rate estimate. The file is streamed in batches of whole users.",
     )
     parser.add_argument("path", help="interaction file (sasrec text, pairs, .inter, MovieLens, CSV or Parquet)")
-    parser.add_argument(
-        "--format", default="auto", choices=["auto", "sasrec", "pairs", "inter", "movielens", "csv", "parquet"]
-    )
-    parser.add_argument("--m", type=int, default=2, help="ApEn embedding dimension (default 2)")
+    parser.add_argument("--format", default="auto", choices=FORMATS, metavar="FORMAT",
+                        help="input format; one of " + ", ".join(FORMATS) + " (default: auto, detected)")
+    parser.add_argument("--m", type=int, default=2, help="ApEn embedding dimension, 1 to 65536 (default 2)")
     parser.add_argument("--max-len", type=int, default=None, help="use each user's last MAX_LEN items")
     parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: PERFLAW_NUM_THREADS or all cores)")
     parser.add_argument("--user", default="user", help="user column (CSV/Parquet)")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
+from perflaw.progress import log_line
 from perflaw.errors import PerflawError, MissingFileError
 
 # The demo's data: one Markov chain (entropy rate about 3.1 nats/item) sampled at three
@@ -32,15 +34,24 @@ def _register_sweep(subparsers: argparse._SubParsersAction) -> None:
         "an interrupted run resumes from its checkpoint.",
     )
     parser.add_argument("spec", nargs="?", help="sweep spec (TOML)")
-    parser.add_argument("--preset", choices=["paper", "full", "cpu-small"], help="a built-in spec")
+    parser.add_argument("--preset", choices=["paper", "full", "cpu-small"], metavar="PRESET",
+                        help="a built-in spec instead of SPEC: paper (the paper's grid), full, or cpu-small")
     parser.add_argument("--data", action="append", default=[], metavar="PATH",
                         help="with --preset: a data file to use instead of the built-in synthetic data (repeatable)")
     parser.add_argument("--out", default=None, help="output folder (default: perflaw-out/<spec name>)")
     parser.add_argument("--device", default=None, help="override the spec's device (auto, cpu, cuda, ...)")
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="CPU threads per training run (small models are often fastest with 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a spec field, checked like the spec: e.g. train.lr=0.01, grid.dim=[8,16], "
+                        "name=quick (VALUE is read as TOML, else as text; repeatable)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the runs that would be trained (sizes, parameter counts, done already or not) "
+                        "and stop")
     parser.add_argument("--report", action="store_true", help="write the report when the sweep ends")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout (the summary, or with --dry-run the runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines still go to stderr)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="run every training run as a task on a Ray cluster: ADDRESS is its head's HOST:PORT "
                         "(default: RAY_ADDRESS or a cluster started on this machine); --torch-threads is then "
@@ -48,33 +59,107 @@ def _register_sweep(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_sweep_command)
 
 
-def run_sweep_command(args: argparse.Namespace) -> int:
+def load_spec_from_args(args: argparse.Namespace) -> Any:
+    """The spec a sweep command describes: a file or a preset, with ``--set`` and ``--device`` applied."""
     from perflaw import sweep
 
     if bool(args.spec) == bool(args.preset):
         raise PerflawError("give either a spec file or --preset")
     if args.spec:
-        spec = sweep.load_spec(args.spec)
+        path = Path(args.spec)
+        if not path.is_file():
+            raise MissingFileError(f"sweep spec {str(path)!r} does not exist")
+        raw, base_dir = sweep.read_spec_file(path), path.parent
     else:
         datasets = [{"name": Path(p).stem, "path": str(Path(p).resolve())} for p in args.data] or None
-        spec = sweep.load_spec(sweep.preset(args.preset, datasets))
+        raw, base_dir = sweep.preset(args.preset, datasets), None
+    for item in args.overrides:
+        apply_override(raw, item)
+    spec = sweep.load_spec(raw, base_dir=base_dir)
     if args.device:
         spec = sweep.with_settings(spec, device=args.device)
-    _set_torch_threads(args.torch_threads)
+    return spec
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """``KEY=VALUE`` into the raw spec: dotted keys reach into tables, VALUE is TOML or else text.
+
+    Examples
+    --------
+    >>> raw = {"train": {"lr": 0.1}}
+    >>> apply_override(raw, "train.lr=0.01"); apply_override(raw, "grid.dim=[8, 16]"); raw
+    {'train': {'lr': 0.01}, 'grid': {'dim': [8, 16]}}
+    """
+    from perflaw.sweep import parse_toml_value
+
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise PerflawError(f"--set needs KEY=VALUE, got {item!r}")
+    *tables, name = [part.strip() for part in key.split(".")]
+    target = raw
+    for table in tables:
+        target = target.setdefault(table, {})
+        if not isinstance(target, dict):
+            raise PerflawError(f"--set {key}: {table!r} is not a table in the spec")
+    target[name] = parse_toml_value(text.strip())
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    from perflaw import sweep
+
+    spec = load_spec_from_args(args)
     out = Path(args.out or Path("perflaw-out") / spec.name)
+    if args.dry_run:
+        return _print_plan(sweep.plan(spec, out), spec, out, args.json)
+    _set_torch_threads(args.torch_threads)
     executor = None  # this process
     if args.ray is not None:
         from perflaw.cluster import RayExecutor
 
         executor = RayExecutor(args.ray or None, cpus_per_run=args.torch_threads or 1)
     summary = sweep.run_sweep(spec, out, progress=not args.no_progress, executor=executor)
-    print(f"sweep {spec.name}: {summary.finished} trained, {summary.skipped} already done, "
-          f"{summary.failed} failed, of {summary.total}; results in {out / sweep.STORE_NAME}")
+    report = None
     if args.report:
         from perflaw.report import make_report
 
-        print(make_report(out, out / "report").summary)
+        report = make_report(out, out / "report")
+    if args.json:
+        payload = summary.to_dict() | ({"report": report.payload} if report is not None else {})
+        _print_json(payload)
+        return 1 if summary.failed else 0
+    print(f"sweep {spec.name}: {summary.finished} trained, {summary.skipped} already done, "
+          f"{summary.failed} failed, of {summary.total}; results in {out / sweep.STORE_NAME}")
+    if report is not None:
+        print(report.summary)
     return 1 if summary.failed else 0
+
+
+def _print_plan(rows: list[dict[str, Any]], spec: Any, out: Path, as_json: bool) -> int:
+    done = sum(row["status"] == "done" for row in rows)
+    if as_json:
+        _print_json({"name": spec.name, "out_dir": str(out), "runs": rows, "total": len(rows), "done": done})
+        return 0
+    print(f"sweep {spec.name}: {len(rows)} runs, {done} done already, {len(rows) - done} to train; output {out}")
+    for row in rows:
+        print(f"  {row['status']:<8} {row['variant']:<28} {row['model']} {row['layers']}x{row['dim']} "
+              f"seed {row['seed']}: {row['params']:,} parameters ({row['params_non_embedding']:,} non-embedding)")
+    return 0
+
+
+def _print_json(payload: Any) -> None:
+    """The result on stdout as strict JSON (NaN and infinities as null)."""
+    json.dump(_finite(payload), sys.stdout, indent=2, allow_nan=False, default=str)
+    sys.stdout.write("\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _set_torch_threads(threads: int | None) -> None:
@@ -99,12 +184,16 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="perflaw-demo", help="output folder (default: perflaw-demo)")
     parser.add_argument("--size", choices=["small", "tiny"], default="small",
-                        help="'tiny' runs in well under a minute (for tests)")
+                        help="small (default: 72 runs, about 5 minutes on 2 cores) or tiny (well under a minute, "
+                        "for tests)")
     parser.add_argument("--n-boot", type=int, default=None, help="bootstrap refits (default 200, tiny: 20)")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="device of every run: cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="CPU threads per run (default 1: fastest for these small models)")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout: the answers per dataset, the sweep summary, "
+                        "the report's path")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines still go to stderr)")
     parser.set_defaults(func=run_demo)
 
 
@@ -138,15 +227,20 @@ def run_demo(args: argparse.Namespace) -> int:
     _set_torch_threads(args.torch_threads)
     out = Path(args.out)
     spec = sweep.load_spec(demo_spec(args.size, args.device))
-    print(f"perflaw demo: {len(sweep.expand(spec))} training runs on {len(spec.datasets)} synthetic datasets; "
-          f"output in {out}/", flush=True)
+    say = log_line if args.json else print  # with --json, stdout holds the result alone
+    say(f"perflaw demo: {len(sweep.expand(spec))} training runs on {len(spec.datasets)} synthetic datasets; "
+        f"output in {out}/")
     for dataset in spec.datasets:
         config = sweep.synth_config(dataset.synth)
-        print(f"  {dataset.name:<13} {config.users} users, {config.items} items, "
-              f"analytic entropy rate {synth.entropy_rate(config):.3f} nats/item", flush=True)
+        say(f"  {dataset.name:<13} {config.users} users, {config.items} items, "
+            f"analytic entropy rate {synth.entropy_rate(config):.3f} nats/item")
     summary = sweep.run_sweep(spec, out, progress=not args.no_progress)
     n_boot = args.n_boot if args.n_boot is not None else (20 if args.size == "tiny" else 200)
     report = make_report(out, out / "report", n_boot=n_boot, title="perflaw demo: synthetic data")
+    if args.json:
+        _print_json({"answers": report.payload, "sweep": summary.to_dict(),
+                     "report": str(out / "report" / "report.html")})
+        return 1 if summary.failed else 0
     print()
     print(report.summary)
     print(f"{summary.finished} runs trained ({summary.skipped} reused), {summary.failed} failed; "

@@ -10,6 +10,8 @@ keep the config's defaults. Running the same command again with the same
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--format", default="auto", choices=FORMATS, metavar="FORMAT",
                         help="input format; one of " + ", ".join(FORMATS) + " (default: auto, detected)")
     parser.set_defaults(config_fields=add_config_flags(parser, TrainConfig))
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's; small models are often fastest with 1)")
+    parser.add_argument("--json", action="store_true", help="print the result (result.json's content) on stdout")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (without a terminal there is none anyway, only a line per epoch)")
     parser.set_defaults(func=run)
 
 
@@ -57,18 +62,22 @@ def run(args: argparse.Namespace) -> int:
     from perflaw.training import train
 
     config = config_from_args(args)  # bad settings fail before the data is read
-    if args.threads is not None:
-        if args.threads < 1:
-            raise PerflawError(f"--threads must be >= 1, got {args.threads}")
+    if args.torch_threads is not None:
+        if args.torch_threads < 1:
+            raise PerflawError(f"--torch-threads must be >= 1, got {args.torch_threads}")
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.torch_threads)
     seqs = read_sequences(args.data, format=args.format)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = train(seqs, config, progress=not args.quiet, checkpoint_dir=out)
+    result = train(seqs, config, progress=not args.no_progress, checkpoint_dir=out)
     row = result.to_dict() | {"data": str(Path(args.data).resolve())}
     write_json_atomic(out / "result.json", row)
+    if args.json:
+        json.dump(row, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
     print(
         f"{config.model} {config.layers}x{config.dim} on {args.data}: "
         f"test hr@10={row['hr@10']:.4f} ndcg@10={row['ndcg@10']:.4f} mrr={row['mrr']:.4f} "
