@@ -84,7 +84,7 @@ def test_apen_kernel_equals_the_reference_or_refuses_cleanly(seqs, m, max_len, t
     got = call_kernel(_core.apen, offsets, items, m, max_len, threads)
     if got is None:
         return
-    assert 1 <= m and (max_len is None or max_len <= 2**63) and threads <= 1024
+    assert 1 <= m <= _core.MAX_M and threads <= _core.MAX_THREADS
     want = [apen_reference(last(s, max_len), m) for s in seqs]
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
 

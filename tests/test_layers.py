@@ -29,12 +29,13 @@ LAYERS: list[tuple[str, ...]] = [
     ("perflaw.report",),
     ("perflaw.cluster",),
     ("perflaw.sweep",),
+    ("perflaw.tracking",),
     ("perflaw.law", "perflaw.training"),
     ("perflaw.quality", "perflaw.eval"),
     ("perflaw.ingest", "perflaw.synth"),
     # the bottom: the in-memory form and what everything shares
     ("perflaw", "perflaw._core", "perflaw.sequences", "perflaw.store", "perflaw.sizing", "perflaw.atomic",
-     "perflaw.sampling", "perflaw.errors", "perflaw.progress", "perflaw.blocks", "perflaw.ids", "perflaw.grouping", "perflaw.arrays"),
+     "perflaw.sampling", "perflaw.errors", "perflaw.progress", "perflaw.fields", "perflaw.blocks", "perflaw.ids", "perflaw.grouping", "perflaw.arrays"),
 ]
 BOTTOM = len(LAYERS) - 1
 
@@ -261,3 +262,18 @@ def test_type_checking_imports_do_not_count(tmp_path):
         "sweep.py": "",
     })
     assert layer_violations(root, LAYERS) == []
+
+
+# ------------------------------------------------------------------ names
+WRAPPED_LIBRARIES = ("io", "ray", "torch", "numpy", "pandas", "pyarrow", "scipy", "mlflow", "tensorboard")
+
+
+def test_no_module_is_named_like_a_library_it_wraps_and_io_is_the_standard_library():
+    for name in all_modules(PACKAGE):
+        assert name.rpartition(".")[2] not in WRAPPED_LIBRARIES, f"{name} shadows a library's name"
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    if (alias.asname or alias.name.split(".")[0]) == "io":
+                        assert isinstance(node, ast.Import) and alias.name == "io" and not alias.asname, path

@@ -6,12 +6,13 @@ check these names without importing SciPy or pandas.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
 
 from perflaw.law.values import check_region
+from perflaw.fields import setting
 from perflaw.errors import PerflawError, PerflawTypeError
 
 # The built-in law forms (``perflaw.law.forms.FORMS`` holds their formulas).
@@ -23,11 +24,6 @@ DEFAULT_PANEL_BY = ("dataset", "max_len")
 # How far beyond the largest trained N and d a recommendation may look (1: not beyond).
 DEFAULT_REACH = 1.0
 DEFAULT_N_BOOT = 200
-
-
-def _setting(default: Any, help: str, **cli: Any) -> Any:
-    """A field with its command-line help (see :mod:`perflaw.commands.flags`)."""
-    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -79,21 +75,21 @@ class FitOptions:
         Show a progress bar for the bootstrap.
     """
 
-    loss: str = _setting("linear", "loss of the least-squares polish", choices=LOSSES)
+    loss: str = setting("linear", "loss of the least-squares polish", choices=LOSSES)
     f_scale: float | None = None
     n_starts: int = 6
-    n_boot: int = _setting(DEFAULT_N_BOOT, "bootstrap refits for the intervals; 0: no intervals")
-    bootstrap: str = _setting(
+    n_boot: int = setting(DEFAULT_N_BOOT, "bootstrap refits for the intervals; 0: no intervals")
+    bootstrap: str = setting(
         "auto", "what the bootstrap resamples (auto: seeds when every configuration has two or more runs)",
         choices=BOOTSTRAP_MODES,
     )
-    ci: float = _setting(0.95, "confidence level of the intervals")
-    seed: int = _setting(0, "bootstrap seed; fits are deterministic given it")
-    holdout: bool = _setting(True, "compute the held-out errors (leave one configuration out, largest out)")
+    ci: float = setting(0.95, "confidence level of the intervals")
+    seed: int = setting(0, "bootstrap seed; fits are deterministic given it")
+    holdout: bool = setting(True, "compute the held-out errors (leave one configuration out, largest out)")
     holdout_fraction: float = 0.25
     holdout_starts: int = 3
     baseline: bool = True
-    D: str = _setting("fixed", "performance_code: D′ from the table, or one free D per panel", choices=D_MODES)
+    D: str = setting("fixed", "performance_code: D′ from the table, or one free D per panel", choices=D_MODES)
     columns: Mapping[str, str] | None = None
     panel_by: tuple[str, ...] = DEFAULT_PANEL_BY
     trust_region: Mapping[str, tuple[float, float]] | None = None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from perflaw.eval import METRIC_NAMES
 from perflaw.sizing import MODELS, AttentionShape, attention_shape
+from perflaw.fields import setting
 from perflaw.errors import PerflawError, PerflawTypeError
 
 LOSSES = ("ce", "bce", "sampled_softmax")
@@ -26,11 +27,6 @@ DEFAULT_SAMPLED_SOFTMAX_NEGATIVES = 100
 DEFAULT_EVAL_NEGATIVES = 100
 # Device names a run may ask for (whether the device is there is checked when training starts).
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
-
-
-def _setting(default: Any, help: str, **cli: Any) -> Any:
-    """A field with its command-line help (see :mod:`perflaw.commands.flags`)."""
-    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -97,39 +93,39 @@ class TrainConfig:
     1
     """
 
-    model: str = _setting("llama", "backbone; llama is the paper's", choices=MODELS)
-    layers: int = _setting(2, "number of blocks")
-    dim: int = _setting(64, "embedding size")
-    heads: int | None = _setting(None, "attention heads", unset="automatic, head size near 32")
-    max_len: int = _setting(50, "longest input sequence; longer histories keep their last items")
-    loss: str = _setting("ce", "training loss", choices=LOSSES)
-    negatives: int | None = _setting(
+    model: str = setting("llama", "backbone; llama is the paper's", choices=MODELS)
+    layers: int = setting(2, "number of blocks")
+    dim: int = setting(64, "embedding size")
+    heads: int | None = setting(None, "attention heads", unset="automatic, head size near 32")
+    max_len: int = setting(50, "longest input sequence; longer histories keep their last items")
+    loss: str = setting("ce", "training loss", choices=LOSSES)
+    negatives: int | None = setting(
         None, "negatives per position", unset=f"bce 1, sampled_softmax {DEFAULT_SAMPLED_SOFTMAX_NEGATIVES}"
     )
-    epochs: int = _setting(200, "maximum epochs; early stopping (--patience) usually ends sooner")
-    batch_size: int = _setting(256, "training windows per step")
-    lr: float = _setting(1e-3, "AdamW learning rate")
-    weight_decay: float = _setting(0.0, "AdamW decoupled weight decay, on matrices only")
-    warmup_steps: int = _setting(100, "linear warm-up steps before the cosine decay")
-    min_lr_ratio: float = _setting(0.1, "final learning rate of the cosine decay, relative to --lr")
-    grad_clip: float | None = _setting(1.0, "global gradient-norm clip", zero_disables=True)
-    dropout: float | None = _setting(
+    epochs: int = setting(200, "maximum epochs; early stopping (--patience) usually ends sooner")
+    batch_size: int = setting(256, "training windows per step")
+    lr: float = setting(1e-3, "AdamW learning rate")
+    weight_decay: float = setting(0.0, "AdamW decoupled weight decay, on matrices only")
+    warmup_steps: int = setting(100, "linear warm-up steps before the cosine decay")
+    min_lr_ratio: float = setting(0.1, "final learning rate of the cosine decay, relative to --lr")
+    grad_clip: float | None = setting(1.0, "global gradient-norm clip", zero_disables=True)
+    dropout: float | None = setting(
         None, "dropout probability", unset=", ".join(f"{m} {p}" for m, p in DEFAULT_DROPOUT.items())
     )
-    seed: int = _setting(0, "seeds initialisation, batch order, dropout and negatives")
-    device: str = _setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
-    protocol: str = _setting("full", "evaluation over the whole catalogue, or sampled negatives", choices=PROTOCOLS)
-    eval_negatives: int | None = _setting(
+    seed: int = setting(0, "seeds initialisation, batch order, dropout and negatives")
+    device: str = setting("auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N")
+    protocol: str = setting("full", "evaluation over the whole catalogue, or sampled negatives", choices=PROTOCOLS)
+    eval_negatives: int | None = setting(
         None, "negatives of the sampled protocol (2499 reproduces the paper, 100 the SASRec paper)",
         unset=f"{DEFAULT_EVAL_NEGATIVES} with --protocol sampled",
     )
-    patience: int | None = _setting(10, "early-stopping patience, in evaluations", zero_disables=True)
-    valid_metric: str = _setting("ndcg@10", "metric that picks the best epoch", choices=METRIC_NAMES)
-    eval_every: int = _setting(1, "validate every this many epochs")
-    eval_batch_size: int = _setting(1024, "users per evaluation batch")
-    compile: bool = _setting(False, "wrap the model in torch.compile")
-    precision: str = _setting("auto", "auto is bf16 autocast on CUDA and fp32 elsewhere", choices=PRECISIONS)
-    n_items: int | None = _setting(None, "size of the item table", unset="the data's catalogue")
+    patience: int | None = setting(10, "early-stopping patience, in evaluations", zero_disables=True)
+    valid_metric: str = setting("ndcg@10", "metric that picks the best epoch", choices=METRIC_NAMES)
+    eval_every: int = setting(1, "validate every this many epochs")
+    eval_batch_size: int = setting(1024, "users per evaluation batch")
+    compile: bool = setting(False, "wrap the model in torch.compile")
+    precision: str = setting("auto", "auto is bf16 autocast on CUDA and fp32 elsewhere", choices=PRECISIONS)
+    n_items: int | None = setting(None, "size of the item table", unset="the data's catalogue")
 
     def __post_init__(self) -> None:
         _choice(self.model, "model", MODELS)
