@@ -20,6 +20,7 @@ except Exception:  # pragma: no cover - running from a source tree
 _EXPORTS = {
     "Sequences": "perflaw.sequences",
     "read_sequences": "perflaw.ingest",
+    "write_sequences": "perflaw.ingest",
     "iter_batches": "perflaw.ingest",
     "detect_format": "perflaw.ingest",
     "apen": "perflaw.quality",

@@ -28,7 +28,10 @@ import pyarrow.compute as pc
 from perflaw.arrays import first_true, numpy_view, string_array
 from perflaw.errors import PerflawError, PerflawTypeError
 
-__all__ = ["MAX_RAW_ID", "IdKinds", "arrow_ids", "arrow_times", "token_problem", "column_values", "raw_ids"]
+__all__ = [
+    "MAX_RAW_ID", "IdKinds", "arrow_ids", "arrow_times", "token_problem", "column_values", "raw_ids",
+    "is_table", "tabular",
+]  # fmt: skip
 
 # Largest raw id accepted: ids must fit a signed 64-bit integer.
 MAX_RAW_ID = 2**63 - 1
@@ -336,3 +339,55 @@ def _reject_nul_in_strings(values: np.ndarray, role: str, name: Any, where: str)
         if inside.any():
             row = start + int(np.argmax(inside)) + 1
             raise PerflawError(f"{where}: {role} id in row {row} (column {name!r}) contains a NUL character")
+
+
+# ------------------------------------------------------------ tables
+def is_table(value: Any) -> bool:
+    """Whether ``value`` is a table of columns that ``Sequences.from_table`` reads.
+
+    Tables are dicts of columns, pandas and polars DataFrames, pyarrow
+    Tables, RecordBatches and RecordBatchReaders, and any object that exports
+    the Arrow PyCapsule interface (``__arrow_c_stream__`` or ``__arrow_c_array__``).
+
+    Examples
+    --------
+    >>> is_table({"user": [1], "item": [2]}), is_table(pa.table({"user": [1]})), is_table([[1, 2]])
+    (True, True, False)
+    """
+    if isinstance(value, (dict, pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
+        return True
+    return _is_frame(value) or hasattr(value, "__arrow_c_stream__") or hasattr(value, "__arrow_c_array__")
+
+
+def _is_frame(value: Any) -> bool:
+    """A pandas or polars DataFrame: named columns that ``value[name]`` returns."""
+    return hasattr(value, "columns") and hasattr(value, "__getitem__") and not isinstance(value, np.ndarray)
+
+
+def tabular(value: Any) -> Any:
+    """A table whose columns can be looked up by name: Arrow streams and
+    readers are read into a pyarrow Table; dicts, DataFrames, Tables and
+    RecordBatches are returned as they are, and so is anything else.
+
+    Examples
+    --------
+    >>> reader = pa.RecordBatchReader.from_batches(pa.schema([("user", pa.int64())]), [])
+    >>> tabular(reader).num_rows
+    0
+    """
+    if isinstance(value, (dict, pa.Table, pa.RecordBatch)) or _is_frame(value):
+        return value
+    if isinstance(value, pa.RecordBatchReader):
+        return value.read_all()
+    if hasattr(value, "__arrow_c_stream__") and not hasattr(pa.RecordBatchReader, "from_stream"):
+        raise PerflawTypeError(f"reading an Arrow stream ({type(value).__name__}) needs pyarrow >= 15")
+    try:
+        if hasattr(value, "__arrow_c_stream__"):
+            return pa.RecordBatchReader.from_stream(value).read_all()
+        if hasattr(value, "__arrow_c_array__"):
+            return pa.record_batch(value)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as error:
+        raise PerflawTypeError(
+            f"could not read the Arrow data exported by {type(value).__name__}: {error}"
+        ) from error
+    return value

@@ -34,6 +34,7 @@ import numpy as np
 
 from perflaw import _core
 from perflaw.blocks import BlockHistograms, WindowSpill
+from perflaw.ids import is_table
 from perflaw.sequences import Sequences, combine_fingerprints, positive_int
 from perflaw.errors import PerflawError, PerflawTypeError
 
@@ -73,7 +74,7 @@ def check_m(m: Any) -> int:
     3
     >>> check_m(0)
     Traceback (most recent call last):
-    ValueError: m must be >= 1, got 0
+    perflaw.errors.PerflawError: m must be >= 1, got 0
     """
     return positive_int(m, "m", maximum=_core.MAX_M)
 
@@ -89,17 +90,40 @@ def check_max_len(max_len: Any) -> int | None:
     return None if max_len is None else positive_int(max_len, "max_len", maximum=MAX_LENGTH)
 
 
-def as_sequences(data: Any) -> Sequences:
-    """``Sequences`` from a Sequences, a path, or a list of per-user item lists."""
+def as_sequences(data: Any, *, user: Any = "user", item: Any = "item", timestamp: Any = None) -> Sequences:
+    """``Sequences`` from a Sequences, a path, a list of per-user item lists or a table.
+
+    Parameters
+    ----------
+    data : Sequences, path, list of lists or table
+        A table is a pandas or polars DataFrame, a pyarrow Table, RecordBatch
+        or RecordBatchReader, an object with ``__arrow_c_stream__``, or a dict
+        of columns, with one row per interaction (:meth:`Sequences.from_table`).
+    user, item, timestamp : str, optional
+        The columns of a table or of a CSV/Parquet file; ``timestamp`` orders
+        each user's items (stable: ties keep row order).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"u": [1, 1, 2], "i": [5, 6, 5], "t": [2, 1, 0]})
+    >>> as_sequences(frame, user="u", item="i", timestamp="t").to_lists(original_ids=True)
+    [[6, 5], [5]]
+    """
     if isinstance(data, Sequences):
         return data
     if isinstance(data, (str, os.PathLike)):
         from perflaw.ingest import read_sequences
 
-        return read_sequences(data)
+        return read_sequences(data, user=user, item=item, timestamp=timestamp)
     if isinstance(data, (list, tuple)):
         return Sequences.from_lists(data)
-    raise PerflawTypeError(f"expected Sequences, a path or a list of lists, got {type(data).__name__}")
+    if is_table(data):
+        return Sequences.from_table(data, user=user, item=item, timestamp=timestamp)
+    raise PerflawTypeError(
+        "expected Sequences, a path, a list of lists or a table (pandas, polars, pyarrow, "
+        f"an object with __arrow_c_stream__, a dict of columns), got {type(data).__name__}"
+    )
 
 
 def _used_lengths(seqs: Sequences, max_len: int | None) -> np.ndarray:
@@ -114,13 +138,18 @@ def apen(
     max_len: int | None = None,
     absolute: bool = False,
     threads: int | None = None,
+    *,
+    user: str = "user",
+    item: str = "item",
+    timestamp: str | None = None,
 ) -> np.ndarray:
     """Exact-match (r = 0) approximate entropy of every user's sequence.
 
     Parameters
     ----------
-    seqs : Sequences, path or list of lists
-        The users' item sequences.
+    seqs : Sequences, path, list of lists or table
+        The users' item sequences; a table (pandas, polars, pyarrow, an
+        Arrow stream) holds one row per interaction (see :func:`as_sequences`).
     m : int
         Embedding dimension (window length), at least 1.
     max_len : int, optional
@@ -131,11 +160,14 @@ def apen(
     threads : int, optional
         Kernel threads; defaults to PERFLAW_NUM_THREADS or all cores. The
         result does not depend on it.
+    user, item, timestamp : str, optional
+        The columns of a table or of a CSV/Parquet file (``timestamp`` orders each user's items).
 
     Returns
     -------
     numpy.ndarray
-        One float64 per user, in user order; NaN where the sequence has at most ``m`` items.
+        One float64 per user, in user order (for a table: users in sorted id
+        order); NaN where the sequence has at most ``m`` items.
 
     Examples
     --------
@@ -143,7 +175,7 @@ def apen(
     >>> perflaw.apen([[1, 2, 1, 2, 1, 2], [1, 2]], m=2).round(4).tolist()
     [0.0201, nan]
     """
-    seqs = as_sequences(seqs)
+    seqs = as_sequences(seqs, user=user, item=item, timestamp=timestamp)
     values = _core.apen(
         seqs.offsets, seqs.items, check_m(m), check_max_len(max_len), resolve_threads(threads)
     )
@@ -185,9 +217,19 @@ class CodingStats:
 
 
 def coding_stats(
-    seqs: Any, m: int = 2, max_len: int | None = None, threads: int | None = None
+    seqs: Any,
+    m: int = 2,
+    max_len: int | None = None,
+    threads: int | None = None,
+    *,
+    user: str = "user",
+    item: str = "item",
+    timestamp: str | None = None,
 ) -> CodingStats:
     """Per-user coding-length bound and Lempel-Ziv entropy-rate estimate.
+
+    ``seqs`` is what :func:`apen` takes (Sequences, a path, lists or a table
+    with the ``user``, ``item`` and optional ``timestamp`` columns).
 
     Examples
     --------
@@ -196,7 +238,7 @@ def coding_stats(
     >>> float(stats.lz_entropy_rate[0]) == float(np.log(4))  # no repeats: every Λ_i is 1
     True
     """
-    seqs = as_sequences(seqs)
+    seqs = as_sequences(seqs, user=user, item=item, timestamp=timestamp)
     m, max_len, threads = check_m(m), check_max_len(max_len), resolve_threads(threads)
     lengths = _used_lengths(seqs, max_len)
     values = _core.apen(seqs.offsets, seqs.items, m, max_len, threads)
@@ -494,8 +536,11 @@ def data_quality(
 
     Parameters
     ----------
-    data : Sequences, path or list of lists
-        A path is streamed in batches of whole users with bounded memory.
+    data : Sequences, path, list of lists or table
+        A path is streamed in batches of whole users with bounded memory. A
+        table (pandas or polars DataFrame, pyarrow Table or RecordBatch, any
+        object with ``__arrow_c_stream__``) holds one row per interaction in
+        the columns named by ``user``, ``item`` and, optionally, ``timestamp``.
     m : int
         Embedding dimension of ApEn and of the block entropy.
     max_len : int, optional
@@ -507,7 +552,9 @@ def data_quality(
         Count every window of m + 1 items for the corpus-level conditional block
         entropy. Memory grows with the number of distinct windows.
     format, batch_rows, read_options
-        How a path is read (see ``perflaw.ingest.iter_batches``).
+        How a path is read (see ``perflaw.ingest.iter_batches``). For a table
+        only ``user``, ``item`` and ``timestamp`` apply (defaults "user",
+        "item", None).
     progress : bool, optional
         Show a progress bar on stderr while streaming a path (default: when stderr is a terminal).
 
@@ -527,6 +574,11 @@ def data_quality(
     """
     if isinstance(data, (str, os.PathLike)):
         return _stream_summary(Path(data), m, max_len, threads, block_entropy, format, progress, batch_rows, read_options)
+    if is_table(data):
+        columns = {name: read_options.pop(name) for name in ("user", "item", "timestamp") if name in read_options}
+        if read_options:
+            raise PerflawTypeError(f"unknown option(s) {sorted(read_options)} for a table; known: user, item, timestamp")
+        data = as_sequences(data, **columns)
     return QualityParts.compute(as_sequences(data), m, max_len, threads, block_entropy).summarize()
 
 

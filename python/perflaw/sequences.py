@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator, Sequence as TypingSequence
 import numpy as np
 
 from perflaw.grouping import dense_ids, group_rows
-from perflaw.ids import MAX_RAW_ID, arrow_times, column_values, raw_ids
-from perflaw.errors import PerflawError, PerflawTypeError
+from perflaw.ids import MAX_RAW_ID, arrow_times, column_values, raw_ids, tabular
+from perflaw.errors import PerflawError, PerflawTypeError, require
 
 __all__ = ["MAX_RAW_ID", "Sequences", "combine_fingerprints", "positive_int"]
 
@@ -112,6 +112,67 @@ class Sequences:
         values = self.item_vocab[self.items - 1] if original_ids else self.items
         return [values[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
+    def positions(self) -> np.ndarray:
+        """Each token's 0-based position in its user's history (int64, one per token).
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[10, 20, 10], [20]]).positions().tolist()
+        [0, 1, 2, 0]
+        """
+        return np.arange(self.tokens, dtype=np.int64) - np.repeat(self.offsets[:-1], self.lengths)
+
+    def to_arrow(self) -> Any:
+        """One row per interaction as a ``pyarrow.Table``: columns user, item, position.
+
+        ``user`` and ``item`` hold the original ids (``user_ids``, ``item_vocab``),
+        int64 or string; ``position`` is the 0-based place of the item in the
+        user's history. Users without items have no row.
+
+        Examples
+        --------
+        >>> t = Sequences.from_lists([["a", "b"], ["b"]], user_ids=[7, 9]).to_arrow()
+        >>> t.column_names, t.column("user").to_pylist(), t.column("item").to_pylist()
+        (['user', 'item', 'position'], [7, 7, 9], ['a', 'b', 'b'])
+        """
+        import pyarrow as pa
+
+        users, items, positions = self._interaction_columns()
+        return pa.table({"user": users, "item": items, "position": positions})
+
+    def to_pandas(self) -> Any:
+        """One row per interaction as a ``pandas.DataFrame`` (columns as :meth:`to_arrow`).
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[10, 20], [30]]).to_pandas().to_dict("list")
+        {'user': [0, 0, 1], 'item': [10, 20, 30], 'position': [0, 1, 0]}
+        """
+        import pandas as pd
+
+        users, items, positions = self._interaction_columns()
+        return pd.DataFrame({"user": users, "item": items, "position": positions})
+
+    def to_polars(self) -> Any:
+        """One row per interaction as a ``polars.DataFrame`` (columns as :meth:`to_arrow`).
+
+        Examples
+        --------
+        >>> Sequences.from_lists([[10, 20], [30]]).to_polars()["item"].to_list()
+        [10, 20, 30]
+        """
+        pl: Any = require("polars", "Sequences.to_polars", "dev")
+        return pl.from_arrow(self.to_arrow())
+
+    def _interaction_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(user id, item id, position) of every token, ids typed by the id policy."""
+        users = self.user_ids
+        if len(users) == 0 and users.dtype.kind not in "iuU":
+            users = np.zeros(0, dtype=np.int64)  # np.asarray([]) is float64
+        users = raw_ids(users, "user", "Sequences.user_ids")
+        vocab = raw_ids(self.item_vocab, "item", "Sequences.item_vocab") if self.n_items else np.zeros(0, np.int64)
+        return np.repeat(users, self.lengths), vocab[self.items - 1], self.positions()
+
     # ----------------------------------------------------------- constructors
     @classmethod
     def from_lists(
@@ -176,7 +237,11 @@ class Sequences:
         item: str = "item",
         timestamp: str | None = None,
     ) -> "Sequences":
-        """Build from a pandas, polars or pyarrow table (or a dict of columns).
+        """Build from a table of one row per interaction.
+
+        ``table`` is a pandas or polars DataFrame, a pyarrow Table, RecordBatch
+        or RecordBatchReader, any object exporting an Arrow stream
+        (``__arrow_c_stream__``, the Arrow PyCapsule interface), or a dict of columns.
 
         Rows are grouped by user (users in sorted id order); within a user they
         are ordered by ``timestamp`` with a stable sort, so ties keep file order.
@@ -379,7 +444,8 @@ def _as_int64(values: Any, name: str) -> np.ndarray:
 
 
 def _columns(table: Any, names: list[Any]) -> dict[Any, Any]:
-    """Named columns of a pandas/polars/pyarrow table or a dict, as given (typed by perflaw.ids)."""
+    """Named columns of a pandas/polars/pyarrow table, an Arrow stream or a dict, as given (typed by perflaw.ids)."""
+    table = tabular(table)
     if isinstance(table, dict):
         available = list(table)
         getter = table.__getitem__
@@ -390,7 +456,10 @@ def _columns(table: Any, names: list[Any]) -> dict[Any, Any]:
         available = list(table.columns)
         getter = table.__getitem__
     else:
-        raise PerflawTypeError(f"expected a pandas, polars or pyarrow table or a dict, got {type(table).__name__}")
+        raise PerflawTypeError(
+            "expected a pandas, polars or pyarrow table, an object with __arrow_c_stream__ or a dict, "
+            f"got {type(table).__name__}"
+        )
     missing = [name for name in names if name not in available]
     if missing:
         raise PerflawError(f"missing column(s) {missing}; the table has {available}")
@@ -407,7 +476,7 @@ def positive_int(value: Any, name: str, allow_zero: bool = False, maximum: int |
     >>> positive_int(2**64, "m", maximum=10)
     Traceback (most recent call last):
     ...
-    ValueError: m must be at most 10, got 18446744073709551616
+    perflaw.errors.PerflawError: m must be at most 10, got 18446744073709551616
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise PerflawTypeError(f"{name} must be an integer, got {value!r}")

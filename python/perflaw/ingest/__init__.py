@@ -17,7 +17,8 @@ and ``text`` (bytes of text files), ``rows`` and ``contiguity`` (rows in file
 order), one reader per format family (``tokens``: sasrec and pairs,
 ``movielens``, ``delimited``: csv, ``inter``: RecBole, ``parquet``),
 ``readers`` (the dispatch), ``detect``, ``spill`` (hash partitions on disk),
-``streaming`` and ``reading`` (the entry points). Ids are typed by
+``streaming`` and ``reading`` (the entry points), and ``writers``
+(:func:`write_sequences`, the way back to files). Ids are typed by
 :mod:`perflaw.ids` and rows grouped by :mod:`perflaw.grouping`, which
 ``Sequences.from_table`` uses as well.
 """
@@ -28,5 +29,6 @@ from perflaw.ingest.checks import FORMATS, ID_MODES
 from perflaw.ingest.detect import count_rows_hint, detect_format
 from perflaw.ingest.parquet import PARQUET_SUFFIXES
 from perflaw.ingest.reading import iter_batches, read_sequences
+from perflaw.ingest.writers import WRITE_FORMATS, write_sequences
 
-__all__ = ["FORMATS", "read_sequences", "iter_batches", "detect_format", "count_rows_hint"]
+__all__ = ["FORMATS", "WRITE_FORMATS", "read_sequences", "write_sequences", "iter_batches", "detect_format", "count_rows_hint"]
