@@ -385,7 +385,11 @@ def test_streaming_equals_memory_for_text_formats(tmp_path, beauty_path):
     assert streamed(path, batch_rows=8_000) == dict(pairs_of(read_sequences(path)))
 
 
-def test_progress_bar_goes_to_stderr(tmp_path, beauty_path, capsys):
+def test_progress_bar_goes_to_stderr(tmp_path, beauty_path, capsys, monkeypatch):
+    for _ in iter_batches(beauty_path, batch_rows=50_000, progress=True):
+        pass
+    assert capsys.readouterr().err == ""  # not a terminal: no bar at all
+    monkeypatch.setattr("perflaw.progress.bars_allowed", lambda: True)  # as on a terminal
     for _ in iter_batches(beauty_path, batch_rows=50_000, progress=True):
         pass
     err = capsys.readouterr().err

@@ -32,15 +32,16 @@ def bars_allowed() -> bool:
 
 
 def progress_bar(progress: bool, **options: Any) -> Any:
-    """A tqdm bar on stderr when ``progress`` is asked for and :func:`bars_allowed`; else a silent one.
+    """A tqdm bar on stderr when ``progress`` is asked for and :func:`bars_allowed`; else a disabled one.
 
-    The silent bar still counts (``bar.n``), so callers need no second code path.
+    A disabled bar accepts every call and draws nothing (it does not count
+    either: ``bar.disable`` tells a caller to log plain lines instead).
 
     Examples
     --------
     >>> bar = progress_bar(False, total=3)
-    >>> bar.update(2); bar.n
-    2
+    >>> bar.update(2); bar.disable
+    True
     """
     from tqdm.auto import tqdm
 

@@ -91,8 +91,8 @@ def answer_panels(
     >>> from perflaw.law.synthetic import synthetic_runs
     >>> runs = synthetic_runs(noise=0.001, seeds=2, d_primes=(1.0, 2.0), seed=3)
     >>> answers = answer_panels(runs, n_boot=20)
-    >>> list(answers), answers["syn0|50"].recommendation.source
-    (['syn0|50', 'syn1|50'], 'law')
+    >>> list(answers), answers["syn0|50"].recommendation.source  # the law's best is within noise of one trained
+    (['syn0|50', 'syn1|50'], 'best measured')
     """
     frame = read_table(table)
     resolve_metric(frame, metric)  # a missing metric is the whole table's problem, not a panel's

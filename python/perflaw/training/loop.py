@@ -284,8 +284,7 @@ class _Run:
                 postfix = self._postfix(log)
                 bar.set_postfix(postfix, refresh=True)
                 if plain:
-                    log_line(f"{desc}: " + " ".join(f"{k} {v}" for k, v in postfix.items())
-                             + f" ({bar.n / max(1, bar.total):.0%})")
+                    log_line(f"{desc}: " + " ".join(f"{k} {v}" for k, v in postfix.items()))
                 self._save(started)
                 if callback is not None:
                     callback(dict(log))
