@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -64,3 +65,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
     """Writes ``payload`` as indented JSON to ``path`` atomically; returns the path."""
     return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def json_ready(value: Any) -> Any:
+    """NaN and infinities as None, recursively; numpy scalars as Python ones.
+
+    Examples
+    --------
+    >>> json_ready({"a": float("nan"), "b": [1.5, float("inf")]})
+    {'a': None, 'b': [1.5, None]}
+    """
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value

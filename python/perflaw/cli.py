@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "perflaw.commands.law",
     "perflaw.commands.train",
     "perflaw.commands.sweep",
+    "perflaw.commands.export",
 ]
 
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Optional dependencies and the extra that installs each.
-EXTRAS = {"torch": "train", "ray": "ray"}
+EXTRAS = {"torch": "train", "ray": "ray", "mlflow": "mlflow", "tensorboard": "tensorboard"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from perflaw.law.options import DEFAULT_N_BOOT, DEFAULT_REACH
+from perflaw.atomic import json_ready
 from perflaw.progress import log_line
 from perflaw.errors import PerflawError, MissingFileError
 
@@ -56,6 +56,9 @@ def _register_sweep(subparsers: argparse._SubParsersAction) -> None:
                         help="run every training run as a task on a Ray cluster: ADDRESS is its head's HOST:PORT "
                         "(default: RAY_ADDRESS or a cluster started on this machine); --torch-threads is then "
                         "the CPUs each run asks for")
+    from perflaw.tracking import add_track_flags
+
+    add_track_flags(parser)
     parser.set_defaults(func=run_sweep_command)
 
 
@@ -112,12 +115,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _print_plan(sweep.plan(spec, out), spec, out, args.json)
     _set_torch_threads(args.torch_threads)
+    from perflaw.tracking import TrackedTrain, make_tracker
+
+    tracker = make_tracker(args.track, args.track_uri, args.track_dir, experiment=f"perflaw-sweep-{spec.name}")
+    train_fn = TrackedTrain(tracker, tags={"perflaw.sweep": spec.name}) if tracker is not None else None
     executor = None  # this process
     if args.ray is not None:
         from perflaw.cluster import RayExecutor
 
         executor = RayExecutor(args.ray or None, cpus_per_run=args.torch_threads or 1)
-    summary = sweep.run_sweep(spec, out, progress=not args.no_progress, executor=executor)
+    summary = sweep.run_sweep(spec, out, progress=not args.no_progress, executor=executor, train_fn=train_fn)
     report = None
     if args.report:
         from perflaw.report import make_report
@@ -148,18 +155,8 @@ def _print_plan(rows: list[dict[str, Any]], spec: Any, out: Path, as_json: bool)
 
 def _print_json(payload: Any) -> None:
     """The result on stdout as strict JSON (NaN and infinities as null)."""
-    json.dump(_finite(payload), sys.stdout, indent=2, allow_nan=False, default=str)
+    json.dump(json_ready(payload), sys.stdout, indent=2, allow_nan=False, default=str)
     sys.stdout.write("\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _set_torch_threads(threads: int | None) -> None:

@@ -22,6 +22,7 @@ from perflaw.errors import PerflawError
 def register(subparsers: Any) -> None:
     """Add the ``train`` sub-command."""
     from perflaw.ingest import FORMATS
+    from perflaw.tracking import add_track_flags
     from perflaw.training.config import TrainConfig
 
     parser = subparsers.add_parser(
@@ -45,6 +46,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the result (result.json's content) on stdout")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar (without a terminal there is none anyway, only a line per epoch)")
+    add_track_flags(parser)
     parser.set_defaults(func=run)
 
 
@@ -59,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     """Handler: read the data, train, write DIR/result.json atomically."""
     from perflaw.atomic import write_json_atomic
     from perflaw.ingest import read_sequences
+    from perflaw.tracking import TrackedTrain, make_tracker
     from perflaw.training import train
 
     config = config_from_args(args)  # bad settings fail before the data is read
+    tracker = make_tracker(args.track, args.track_uri, args.track_dir, experiment="perflaw-train")
     if args.torch_threads is not None:
         if args.torch_threads < 1:
             raise PerflawError(f"--torch-threads must be >= 1, got {args.torch_threads}")
@@ -71,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     seqs = read_sequences(args.data, format=args.format)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = train(seqs, config, progress=not args.no_progress, checkpoint_dir=out)
+    run_training = train
+    if tracker is not None:  # one run, named after DIR, resumed with it
+        run_training = TrackedTrain(tracker, name=out.resolve().name,
+                                    params={"data": str(Path(args.data).resolve()), "data_fingerprint": seqs.fingerprint()})
+    result = run_training(seqs, config, progress=not args.no_progress, checkpoint_dir=out)
     row = result.to_dict() | {"data": str(Path(args.data).resolve())}
     write_json_atomic(out / "result.json", row)
     if args.json:
