@@ -352,9 +352,11 @@ def test_demo_end_to_end_writes_a_valid_report(tmp_path, capsys):
     fit_json = json.loads(capsys.readouterr().out)
     for label, panel in demo_json["panels"].items():
         assert fit_json["panels"][label]["recommendation"] == panel["recommendation"]
-    # a second demo reuses every finished run
-    assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5"]) == 0
-    assert "0 runs trained (27 reused)" in capsys.readouterr().out
+    # a second demo reuses every finished run; with --json stdout holds the result alone
+    assert cli(["demo", "--size", "tiny", "--out", str(out), "--no-progress", "--n-boot", "5", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["sweep"]["finished"], again["sweep"]["skipped"]) == (0, 27)
+    assert again["answers"]["panels"].keys() == demo_json["panels"].keys()
 
 
 SPECS = Path(__file__).resolve().parents[1] / "docs" / "specs"
