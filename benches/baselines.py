@@ -4,44 +4,73 @@ from __future__ import annotations
 
 import numpy as np
 
+INT64_MAX = np.iinfo(np.int64).max
+CHUNK_TOKENS = 1 << 15
+
 
 def apen_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2) -> np.ndarray:
-    """Batch exact-match ApEn(m), fully vectorised NumPy: the fastest we could write.
+    """Batch exact-match ApEn(m) in NumPy with packed int64 window keys: the strongest simple NumPy.
 
-    Windows are given dense ids level by level (user and items folded into one
-    int64 code, then ``np.unique``), so that equal windows of the same user
-    share an id; Φ per user is a weighted bincount of ln(count / W).
+    With K = max id - min id + 1, the window of length L starting at token i of user u
+    is the key u·K^L + Σ_k x_{i+k}·K^k; one ``np.unique(..., return_counts=True)`` per
+    level counts every window of every user at once, and Σ c·ln c per user is one
+    ``np.bincount``. Users are taken in chunks small enough that u·K^(m+1) fits in
+    int64 (u counted within the chunk); where K^(m+1) alone would not fit, the key of
+    level m+1 is built from the dense id of the level-m window (id·K + last item).
+    Chunks of about 32k tokens keep each sort in cache.
     """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
     lengths = np.diff(offsets)
     users = len(lengths)
-    user_of = np.repeat(np.arange(users, dtype=np.int64), lengths)
-    position = np.arange(len(items), dtype=np.int64) - np.repeat(offsets[:-1], lengths)
-    base = int(items.max()) + 1 if len(items) else 1
-    _, ids = np.unique(user_of * base + items, return_inverse=True)
-    ids = ids.reshape(-1).astype(np.int64)
-    phis = {}
-    for level in range(1, m + 2):
-        if level > 1:
-            # window starting at p of this level = (window of level-1 at p, item at p+level-1)
-            ok = position + level <= lengths[user_of]
-            start = np.flatnonzero(ok)
-            code = ids[start] * base + items[start + level - 1]
-            _, new = np.unique(code, return_inverse=True)
-            ids = np.full(len(items), -1, dtype=np.int64)
-            ids[start] = new.reshape(-1)
-        if level in (m, m + 1):
-            phis[level] = _phi(ids, user_of, lengths - level + 1)
-    out = phis[m] - phis[m + 1]
-    out[lengths <= m] = np.nan
+    out = np.full(users, np.nan)
+    if len(items) == 0:
+        return out
+    low = int(items.min())
+    K = int(items.max()) - low + 1
+    x = items - low if low else items
+    chunk = INT64_MAX // K ** (m + 1) if K ** (m + 1) <= INT64_MAX else 1
+    # about 32k tokens a chunk keeps np.unique's sort in cache (2.5x faster than one big sort)
+    chunk = min(chunk, max(1, CHUNK_TOKENS * users // len(items)))
+    for first in range(0, users, max(chunk, 1)):
+        last = min(first + max(chunk, 1), users)
+        out[first:last] = _apen_chunk(offsets[first : last + 1], x, K, m, packed=K ** (m + 1) <= INT64_MAX)
     return out
 
 
-def _phi(ids: np.ndarray, user_of: np.ndarray, windows: np.ndarray) -> np.ndarray:
-    valid = ids >= 0
-    counts = np.bincount(ids[valid])
-    per_window = np.log(counts[ids[valid]] / windows[user_of[valid]])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.bincount(user_of[valid], weights=per_window, minlength=len(windows)) / windows
+def _apen_chunk(offsets, x, K, m, packed):
+    lengths = np.diff(offsets)
+    users = len(lengths)
+    x = x[offsets[0] : offsets[-1]]
+    user_of = np.repeat(np.arange(users, dtype=np.int64), lengths)
+    position = np.arange(len(x), dtype=np.int64) - np.repeat(offsets[:-1] - offsets[0], lengths)
+    remaining = lengths[user_of] - position  # tokens from i to the end of its sequence
+    sums = {}
+    for level in (m, m + 1):
+        start = np.flatnonzero(remaining >= level)
+        if packed or level == m:
+            key = user_of[start] * K**level
+            for k in range(level):
+                key += x[start + k] * K**k
+            if packed:
+                uniq, counts = np.unique(key, return_counts=True)
+            else:
+                uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+                ids = np.full(len(x), -1, dtype=np.int64)
+                ids[start] = inverse.reshape(-1)
+            owner = uniq // K**level
+        else:  # K^(m+1) overflows int64: extend the dense ids of level m by the last item
+            key = ids[start] * K + x[start + level - 1]
+            uniq, counts = np.unique(key, return_counts=True)
+            owner = owner[uniq // K]
+        c = counts.astype(np.float64)
+        sums[level] = np.bincount(owner, weights=c * np.log(c), minlength=users)
+    out = np.full(users, np.nan)
+    ok = lengths > m
+    w_m = (lengths[ok] - m + 1).astype(np.float64)
+    w_m1 = (lengths[ok] - m).astype(np.float64)
+    out[ok] = (sums[m][ok] / w_m - np.log(w_m)) - (sums[m + 1][ok] / w_m1 - np.log(w_m1))
+    return out
 
 
 def apen_antropy(offsets: np.ndarray, items: np.ndarray, m: int = 2) -> np.ndarray:

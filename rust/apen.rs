@@ -3,49 +3,403 @@
 //! With W = N - L + 1 windows of length L and c(w) the number of windows equal
 //! to w (self-matches included),
 //!   Phi^L = mean_i ln(c(w_i) / W) = (1/W) * sum_w c(w) ln c(w) - ln W,
-//! and ApEn(m) = Phi^m - Phi^(m+1). Windows are counted in O(N) per level by
-//! giving every distinct window of length L a dense id, built from the id of
-//! its length-(L-1) prefix and the rank of its last item, so that ids of any
-//! size compare exactly and only one logarithm is taken per distinct window.
+//! and ApEn(m) = Phi^m - Phi^(m+1). Only windows seen more than once add to the
+//! sums, and a window can only repeat if its prefix and its last item do, so
+//! each level looks only at the starts of repeated windows of the level before:
+//! items are counted in one pass over a small hash table (an item's id is its
+//! slot), and each longer window gets a dense id from the id of its prefix and
+//! its last item, so that ids of any size compare exactly. The terms c ln c
+//! (from a table for small c) are summed in the first-seen order of the distinct
+//! windows, which fixes the rounding: results are the same bits as when every
+//! window of every level was counted.
 
-use crate::dense::DenseIds;
+use std::sync::OnceLock;
+
+use crate::dense::{DenseIds, LARGE};
+
+/// Marks a window (or item) that occurs once in its sequence.
+const ONCE: u32 = u32::MAX;
+
+/// Counts below this take c ln c from a table (the same f64 as computed each time).
+const TABLE: usize = 256;
+
+/// Longest sequence for the fast path, whose item table (an item is its slot) must stay
+/// in cache: beyond it, looking up the counts of items by slot costs more than ranks.
+const FAST_MAX: usize = 1 << 14;
+
+#[derive(Clone, Copy, Default)]
+struct ItemSlot {
+    key: u64,
+    stamp: u32, // the slot is occupied iff stamp == generation
+    count: u32,
+}
+
+/// An open-addressing table that counts the items of one sequence; an item's id
+/// is its slot. Reset in O(1) by bumping a generation stamp.
+#[derive(Default)]
+struct ItemCounts {
+    slots: Vec<ItemSlot>,
+    generation: u32,
+    shift: u32,
+    mask: usize,
+}
+
+impl ItemCounts {
+    fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Counts the items of `seq` (n <= FAST_MAX), writes the slot of each to
+    /// `slots_of`, and returns the number of distinct items.
+    fn count(&mut self, seq: &[i64], slots_of: &mut Vec<u32>) -> usize {
+        let spread = if seq.len() <= 128 {
+            16
+        } else if seq.len() <= 512 {
+            8
+        } else if seq.len() <= 4096 {
+            4
+        } else {
+            2
+        };
+        let capacity = (seq.len().max(8) * spread).next_power_of_two();
+        if capacity > self.slots.len() {
+            self.slots = vec![ItemSlot::default(); capacity];
+            self.generation = 0;
+        }
+        if self.generation == u32::MAX {
+            self.slots.iter_mut().for_each(|s| s.stamp = 0);
+            self.generation = 0;
+        }
+        self.generation += 1;
+        self.mask = capacity - 1;
+        self.shift = 64 - capacity.trailing_zeros();
+        let generation = self.generation;
+        slots_of.resize(seq.len(), 0);
+        let mut distinct = 0;
+        if capacity >= LARGE {
+            // a table beyond the caches: branches, so that a seen item writes only its count
+            for (out, &item) in slots_of.iter_mut().zip(seq) {
+                let key = item as u64;
+                let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+                loop {
+                    let slot = &mut self.slots[i];
+                    if slot.stamp != generation {
+                        *slot = ItemSlot {
+                            key,
+                            stamp: generation,
+                            count: 1,
+                        };
+                        distinct += 1;
+                        break;
+                    }
+                    if slot.key == key {
+                        slot.count += 1;
+                        break;
+                    }
+                    i = (i + 1) & self.mask;
+                }
+                *out = i as u32;
+            }
+            return distinct;
+        }
+        for (out, &item) in slots_of.iter_mut().zip(seq) {
+            // the bit pattern of the id is the key: exact for every i64
+            let key = item as u64;
+            let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
+            // probe on while the slot holds another key. Whether a slot is live is as
+            // unpredictable as whether the item was seen, so the test is one value that
+            // black_box keeps whole (else the compiler splits `live & other` into two
+            // branches), and the update below is arithmetic, not a branch.
+            let live = loop {
+                let slot = &self.slots[i];
+                let live = slot.stamp == generation;
+                if !std::hint::black_box(live & (slot.key != key)) {
+                    break live;
+                }
+                i = (i + 1) & self.mask;
+            };
+            let seen = std::hint::black_box(live);
+            let slot = &mut self.slots[i];
+            let count = (slot.count & (seen as u32).wrapping_neg()) + 1;
+            *slot = ItemSlot {
+                key,
+                stamp: generation,
+                count,
+            };
+            distinct += !seen as usize;
+            *out = i as u32;
+        }
+        distinct
+    }
+}
 
 /// Per-worker scratch space, reused across sequences.
 #[derive(Default)]
 pub struct Scratch {
+    items: ItemCounts,
     dense: DenseIds,
+    /// dense rank of the item at each position, in first-seen order
     ranks: Vec<u32>,
-    ids: Vec<u32>,
     counts: Vec<u32>,
+    /// id among the repeated items of each rank, or ONCE
+    item_ids: Vec<u32>,
+    /// start positions (ascending) of the repeated windows of the current level...
+    starts: Vec<u32>,
+    /// ...and their ids among the repeated windows of that level, in first-seen order
+    ids: Vec<u32>,
+    next_starts: Vec<u32>,
+    next_ids: Vec<u32>,
+    codes: Vec<u64>,
+    repeated: Vec<u32>,
+}
+
+/// ln k for k below TABLE, computed once.
+fn ln_table() -> &'static [f64; TABLE] {
+    static VALUES: OnceLock<[f64; TABLE]> = OnceLock::new();
+    VALUES.get_or_init(|| std::array::from_fn(|k| (k as f64).ln()))
+}
+
+/// c ln c for the counts below TABLE, computed once.
+fn c_ln_c_table() -> &'static [f64; TABLE] {
+    static VALUES: OnceLock<[f64; TABLE]> = OnceLock::new();
+    VALUES.get_or_init(|| std::array::from_fn(|c| c_ln_c(c as u32)))
 }
 
 /// Signed ApEn(m) of `seq`; NaN when the sequence has at most `m` items.
+///
+/// Only windows that occur more than once contribute to sum c ln c, and a window
+/// can only repeat if its prefix and its last item do; so each level after the
+/// first looks only at the starts of repeated windows of the level before (for
+/// sequences of up to FAST_MAX items; longer ones count every window). The terms
+/// are summed in the first-seen order of the distinct windows on every path, so
+/// all paths give the same bits.
 pub fn apen(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
     let n = seq.len();
     if m == 0 || n <= m {
         return f64::NAN;
     }
-    let distinct_items = rank_items(seq, scratch);
+    if n > FAST_MAX {
+        return apen_long(seq, m, scratch);
+    }
+    if m == 1 {
+        return apen_ranked(seq, m, scratch);
+    }
+    apen_fast(seq, m, scratch)
+}
+
+/// Long sequences (beyond the caches, where most items repeat and skipping the
+/// windows seen once saves little): every window of every level gets a dense id,
+/// from the id of its prefix and the rank of its last item.
+fn apen_long(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
+    let n = seq.len();
+    let table = c_ln_c_table();
+    let distinct_items = rank_items(seq, s);
+    if distinct_items == n {
+        return apen_without_repeats(n, m);
+    }
+    s.ids.clear();
+    s.ids.extend_from_slice(&s.ranks);
+    let mut sum_m = 0.0;
+    let mut sum_m1 = 0.0;
+    for level in 1..=m + 1 {
+        let windows = n - level + 1;
+        let distinct = if level == 1 {
+            distinct_items
+        } else {
+            s.dense.reset(windows);
+            let tail = &s.ranks[level - 1..];
+            for (id, &last) in s.ids[..windows].iter_mut().zip(tail) {
+                // prefix id < N and rank < N, so the code fits in 64 bits for N < 2^32
+                *id = s.dense.id(*id as u64 * distinct_items as u64 + last as u64);
+            }
+            s.ids.truncate(windows);
+            s.dense.len()
+        };
+        if distinct == windows {
+            break; // every longer window is distinct too: both remaining sums are 0
+        }
+        if level == m || level == m + 1 {
+            s.counts.clear();
+            s.counts.resize(distinct, 0);
+            for &id in &s.ids {
+                s.counts[id as usize] += 1;
+            }
+            let sum = sum_c_ln_c(&s.counts, table);
+            if level == m {
+                sum_m = sum;
+            } else {
+                sum_m1 = sum;
+            }
+        }
+    }
+    phi(sum_m, n - m + 1) - phi(sum_m1, n - m)
+}
+
+/// The fast path (m >= 2): items are told apart by their slot in a hash table
+/// that also counts them, with no first-seen ranks, since only windows of length
+/// m and m + 1 are summed, in the first-seen order of those windows.
+fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
+    let n = seq.len();
+    let table = c_ln_c_table();
+    let distinct_items = s.items.count(seq, &mut s.ranks);
+    if distinct_items == n {
+        return apen_without_repeats(n, m);
+    }
+    let width = s.items.capacity() as u64;
+    // Buffers only grow (no fill per sequence); `kept` says how much of each is live.
+    for buffer in [&mut s.starts, &mut s.ids, &mut s.next_starts] {
+        if buffer.len() < n {
+            buffer.resize(n, 0);
+        }
+    }
+    if s.codes.len() < n {
+        s.codes.resize(n, 0);
+    }
+    let mut kept = 0;
+    let mut sum_m = 0.0;
+    let mut sum_m1 = 0.0;
+    for level in 2..=m + 1 {
+        let windows = n - level + 1;
+        // the windows whose prefix and last item both repeat, written without a branch
+        // (local slices, so that the stores cannot make the compiler reload the Vecs)
+        let mut candidates = 0;
+        let (next_starts, codes) = (&mut s.next_starts[..], &mut s.codes[..]);
+        let (ranks, items) = (&s.ranks[..], &s.items.slots[..]);
+        if level == 2 {
+            // pairs of repeated items, straight from the item slots (an item's slot is its id)
+            let mut first_repeats = items[ranks[0] as usize].count > 1;
+            for (start, pair) in ranks.windows(2).enumerate() {
+                let second_repeats = items[pair[1] as usize].count > 1;
+                next_starts[candidates] = start as u32;
+                // both slots < width <= 2^16: the code fits in 64 bits
+                codes[candidates] = pair[0] as u64 * width + pair[1] as u64;
+                candidates += (first_repeats & second_repeats) as usize;
+                first_repeats = second_repeats;
+            }
+        } else {
+            for (&start, &prefix) in s.starts[..kept].iter().zip(&s.ids[..kept]) {
+                if start as usize >= windows {
+                    break; // starts ascend
+                }
+                let last = ranks[start as usize + level - 1];
+                next_starts[candidates] = start;
+                // prefix < n <= width and last < width <= 2^16: the code fits in 64 bits
+                codes[candidates] = prefix as u64 * width + last as u64;
+                candidates += (items[last as usize].count > 1) as usize;
+            }
+        }
+        s.dense.reset(candidates);
+        s.next_ids.clear();
+        s.next_ids
+            .extend(s.codes[..candidates].iter().map(|&code| s.dense.id(code)));
+        s.counts.clear();
+        s.counts.resize(s.dense.len(), 0);
+        for &id in &s.next_ids {
+            s.counts[id as usize] += 1;
+        }
+        let repeated = compact_ids(&s.counts, &mut s.repeated);
+        if repeated == 0 {
+            break; // every window of this length is distinct, and so is every longer one
+        }
+        if level == m {
+            sum_m = sum_c_ln_c(&s.counts, table);
+        } else if level == m + 1 {
+            sum_m1 = sum_c_ln_c(&s.counts, table);
+            break;
+        }
+        kept = 0;
+        let (starts, ids, repeated) = (&mut s.starts[..], &mut s.ids[..], &s.repeated[..]);
+        for (&start, &id) in s.next_starts[..candidates].iter().zip(&s.next_ids) {
+            let id = repeated[id as usize];
+            starts[kept] = start;
+            ids[kept] = id;
+            kept += (id != ONCE) as usize;
+        }
+    }
+    phi(sum_m, n - m + 1) - phi(sum_m1, n - m)
+}
+
+/// m = 1 (whose sum runs over the items in first-seen order): dense first-seen
+/// ranks of the items, then the fast path's skipping of windows seen once.
+fn apen_ranked(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
+    let n = seq.len();
+    let s = scratch;
+    let distinct_items = rank_items(seq, s);
     if distinct_items == n {
         // No repeated item, so no repeated window of any length.
         return apen_without_repeats(n, m);
     }
+    s.counts.clear();
+    s.counts.resize(distinct_items, 0);
+    for &rank in &s.ranks {
+        s.counts[rank as usize] += 1;
+    }
+    let repeated_items = compact_ids(&s.counts, &mut s.item_ids);
+    let table = c_ln_c_table();
     let mut sum_m = 0.0;
     let mut sum_m1 = 0.0;
-    for level in 1..=m + 1 {
-        let distinct = if level == 1 {
-            distinct_items
-        } else {
-            extend_windows(level, distinct_items, scratch)
-        };
-        if distinct == n - level + 1 {
-            break; // every longer window is distinct too: both remaining sums are 0
+    if m == 1 {
+        sum_m = sum_c_ln_c(&s.counts, table);
+    }
+    // the starts of repeated items, written without a branch
+    s.starts.resize(n, 0);
+    s.ids.resize(n, 0);
+    let mut kept = 0;
+    for (start, &rank) in s.ranks.iter().enumerate() {
+        let id = s.item_ids[rank as usize];
+        s.starts[kept] = start as u32;
+        s.ids[kept] = id;
+        kept += (id != ONCE) as usize;
+    }
+    s.starts.truncate(kept);
+    s.ids.truncate(kept);
+    for level in 2..=m + 1 {
+        let windows = n - level + 1;
+        s.dense.reset(s.starts.len());
+        s.next_starts.clear();
+        s.next_ids.clear();
+        for (&start, &prefix) in s.starts.iter().zip(&s.ids) {
+            let start = start as usize;
+            if start >= windows {
+                break; // starts ascend
+            }
+            let last = s.item_ids[s.ranks[start + level - 1] as usize];
+            if last == ONCE {
+                continue;
+            }
+            // both ids < N, so the code fits in 64 bits for N < 2^32
+            let id = s
+                .dense
+                .id(prefix as u64 * repeated_items as u64 + last as u64);
+            s.next_starts.push(start as u32);
+            s.next_ids.push(id);
+        }
+        s.counts.clear();
+        s.counts.resize(s.dense.len(), 0);
+        for &id in &s.next_ids {
+            s.counts[id as usize] += 1;
+        }
+        let repeated = compact_ids(&s.counts, &mut s.repeated);
+        if repeated == 0 {
+            break; // every window of this length is distinct, and so is every longer one
         }
         if level == m {
-            sum_m = sum_c_ln_c(&scratch.ids, distinct, &mut scratch.counts);
+            sum_m = sum_c_ln_c(&s.counts, table);
         } else if level == m + 1 {
-            sum_m1 = sum_c_ln_c(&scratch.ids, distinct, &mut scratch.counts);
+            sum_m1 = sum_c_ln_c(&s.counts, table);
+            break;
         }
+        s.starts.resize(s.next_starts.len(), 0);
+        s.ids.resize(s.next_starts.len(), 0);
+        let mut kept = 0;
+        for (&start, &id) in s.next_starts.iter().zip(&s.next_ids) {
+            let id = s.repeated[id as usize];
+            s.starts[kept] = start;
+            s.ids[kept] = id;
+            kept += (id != ONCE) as usize;
+        }
+        s.starts.truncate(kept);
+        s.ids.truncate(kept);
     }
     phi(sum_m, n - m + 1) - phi(sum_m1, n - m)
 }
@@ -58,7 +412,17 @@ pub fn apen_without_repeats(n: usize, m: usize) -> f64 {
 /// Phi for `windows` windows whose counts give `sum_c_ln_c`.
 fn phi(sum_c_ln_c: f64, windows: usize) -> f64 {
     let w = windows as f64;
-    sum_c_ln_c / w - w.ln()
+    // ln W from a table for short sequences: the same f64 as w.ln()
+    let ln_w = match ln_table().get(windows) {
+        Some(&value) => value,
+        None => w.ln(),
+    };
+    sum_c_ln_c / w - ln_w
+}
+
+#[inline]
+fn c_ln_c(c: u32) -> f64 {
+    c as f64 * (c as f64).ln()
 }
 
 /// Dense rank of each item in first-seen order; returns the number of distinct items.
@@ -69,38 +433,34 @@ fn rank_items(seq: &[i64], scratch: &mut Scratch) -> usize {
     scratch
         .ranks
         .extend(seq.iter().map(|&item| scratch.dense.id(item as u64)));
-    scratch.ids.clear();
-    scratch.ids.extend_from_slice(&scratch.ranks);
     scratch.dense.len()
 }
 
-/// Turns the ids of windows of length `level - 1` into ids of windows of
-/// length `level`, in place; returns the number of distinct windows.
-fn extend_windows(level: usize, distinct_items: usize, scratch: &mut Scratch) -> usize {
-    let windows = scratch.ranks.len() - level + 1;
-    scratch.dense.reset(windows);
-    let tail = &scratch.ranks[level - 1..];
-    for (id, &last) in scratch.ids[..windows].iter_mut().zip(tail) {
-        // prefix id < N and rank < N, so the code fits in 64 bits for N < 2^32
-        *id = scratch
-            .dense
-            .id(*id as u64 * distinct_items as u64 + last as u64);
-    }
-    scratch.ids.truncate(windows);
-    scratch.dense.len()
+/// Ids 0, 1, ... for the entries of `counts` above 1, in order, ONCE for the others;
+/// returns how many there are.
+fn compact_ids(counts: &[u32], ids: &mut Vec<u32>) -> usize {
+    ids.clear();
+    let mut next = 0u32;
+    ids.extend(counts.iter().map(|&c| {
+        if c > 1 {
+            next += 1;
+            next - 1
+        } else {
+            ONCE
+        }
+    }));
+    next as usize
 }
 
-/// sum over distinct windows of c ln c, with one logarithm per repeated window.
-fn sum_c_ln_c(ids: &[u32], distinct: usize, counts: &mut Vec<u32>) -> f64 {
-    counts.clear();
-    counts.resize(distinct, 0);
-    for &id in ids {
-        counts[id as usize] += 1;
-    }
+/// sum of c ln c over the counts above 1, in order (the order fixes the rounding).
+fn sum_c_ln_c(counts: &[u32], table: &[f64; TABLE]) -> f64 {
     counts
         .iter()
         .filter(|&&c| c > 1)
-        .map(|&c| c as f64 * (c as f64).ln())
+        .map(|&c| match table.get(c as usize) {
+            Some(&value) => value,
+            None => c_ln_c(c),
+        })
         .sum()
 }
 
@@ -154,6 +514,59 @@ mod tests {
                         (fast - slow).abs() < 1e-12,
                         "seq={seq:?} m={m}: {fast} vs {slow}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_and_ranked_paths_agree_bit_for_bit() {
+        let mut scratch = Scratch::default();
+        let mut other = Scratch::default();
+        for seed in 0..40 {
+            for &(n, alphabet) in &[
+                (3, 1),
+                (9, 2),
+                (50, 3),
+                (64, 10),
+                (300, 40),
+                (2000, 7),
+                (5000, 5000),
+            ] {
+                let mut seq = pseudo_random(n, alphabet, seed);
+                if seed % 3 == 0 {
+                    // ids far apart and of both signs: only their equality matters
+                    seq.iter_mut()
+                        .for_each(|x| *x = x.wrapping_mul(-0x3FFF_FFFF_FFFF));
+                }
+                for m in 2..6 {
+                    if n <= m {
+                        continue;
+                    }
+                    let fast = apen_fast(&seq, m, &mut scratch);
+                    let ranked = apen_ranked(&seq, m, &mut other);
+                    assert_eq!(
+                        fast.to_bits(),
+                        ranked.to_bits(),
+                        "n={n} alphabet={alphabet} m={m}"
+                    );
+                    assert_eq!(apen(&seq, m, &mut scratch).to_bits(), fast.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ranked_and_long_paths_match_the_naive_definition() {
+        let mut scratch = Scratch::default();
+        for seed in 0..20 {
+            for &(n, alphabet) in &[(30, 3), (64, 10), (7, 1)] {
+                let seq = pseudo_random(n, alphabet, seed);
+                for m in 1..4 {
+                    let slow = apen_naive(&seq, m);
+                    assert!((apen_ranked(&seq, m, &mut scratch) - slow).abs() < 1e-12);
+                    let long = apen_long(&seq, m, &mut scratch);
+                    assert_eq!(long.to_bits(), apen_ranked(&seq, m, &mut scratch).to_bits());
                 }
             }
         }

@@ -4,6 +4,10 @@
 //! it is reset in O(1) by bumping a generation stamp instead of clearing, and
 //! is sized to the sequence at hand, so short sequences stay in cache.
 
+/// Tables with at least this many slots (256 KiB) are probed with branches: beyond the
+/// caches, a write for every key costs more than the mispredicted branches it saves.
+pub const LARGE: usize = 1 << 14;
+
 #[derive(Clone, Copy, Default)]
 struct Slot {
     key: u64,
@@ -23,7 +27,9 @@ pub struct DenseIds {
 impl DenseIds {
     /// Empties the table and makes room for `expected` distinct keys.
     pub fn reset(&mut self, expected: usize) {
-        let capacity = (expected.max(8) * 2).next_power_of_two();
+        // at most 1/4 full while the table stays in cache (fewer collisions), 1/2 beyond
+        let spread = if expected <= 4096 { 4 } else { 2 };
+        let capacity = (expected.max(8) * spread).next_power_of_two();
         if capacity > self.slots.len() {
             self.slots = vec![Slot::default(); capacity];
             self.generation = 0;
@@ -53,22 +59,48 @@ impl DenseIds {
     pub fn id(&mut self, key: u64) -> u32 {
         // Fibonacci hashing: the top bits of the product are well mixed.
         let mut i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize;
-        loop {
-            let slot = &mut self.slots[i];
-            if slot.stamp != self.generation {
-                *slot = Slot {
-                    key,
-                    stamp: self.generation,
-                    id: self.len,
-                };
-                self.len += 1;
-                return slot.id;
+        if self.mask >= LARGE {
+            // a table beyond the caches: branches, so that a seen key writes nothing
+            loop {
+                let slot = &mut self.slots[i];
+                if slot.stamp != self.generation {
+                    *slot = Slot {
+                        key,
+                        stamp: self.generation,
+                        id: self.len,
+                    };
+                    self.len += 1;
+                    return slot.id;
+                }
+                if slot.key == key {
+                    return slot.id;
+                }
+                i = (i + 1) & self.mask;
             }
-            if slot.key == key {
-                return slot.id;
+        }
+        // probe past occupied slots holding other keys... (one branch on one value:
+        // black_box keeps the compiler from splitting it into two, the first of them
+        // on whether the slot is live, which is as unpredictable as a coin toss)
+        let live = loop {
+            let slot = &self.slots[i];
+            let live = slot.stamp == self.generation;
+            if !std::hint::black_box(live & (slot.key != key)) {
+                break live;
             }
             i = (i + 1) & self.mask;
-        }
+        };
+        // ...then take the slot's id if it holds `key`, or fill it, without a branch
+        let seen = std::hint::black_box(live);
+        let slot = &mut self.slots[i];
+        let mask = (seen as u32).wrapping_neg();
+        let id = (slot.id & mask) | (self.len & !mask);
+        *slot = Slot {
+            key,
+            stamp: self.generation,
+            id,
+        };
+        self.len += !seen as u32;
+        id
     }
 }
 
