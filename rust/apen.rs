@@ -292,19 +292,7 @@ fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
         s.next_ids.clear();
         s.next_ids
             .extend(s.codes[..candidates].iter().map(|&code| s.dense.id(code)));
-        s.counts.clear();
-        s.counts.resize(s.dense.len(), 0);
-        for &id in &s.next_ids {
-            s.counts[id as usize] += 1;
-        }
-        let repeated = compact_ids(&s.counts, &mut s.repeated);
-        if repeated == 0 {
-            break; // every window of this length is distinct, and so is every longer one
-        }
-        if level == m {
-            sum_m = sum_c_ln_c(&s.counts, table);
-        } else if level == m + 1 {
-            sum_m1 = sum_c_ln_c(&s.counts, table);
+        if !count_level(s, level, m, table, &mut sum_m, &mut sum_m1) {
             break;
         }
         kept = 0;
@@ -374,19 +362,7 @@ fn apen_ranked(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
             s.next_starts.push(start as u32);
             s.next_ids.push(id);
         }
-        s.counts.clear();
-        s.counts.resize(s.dense.len(), 0);
-        for &id in &s.next_ids {
-            s.counts[id as usize] += 1;
-        }
-        let repeated = compact_ids(&s.counts, &mut s.repeated);
-        if repeated == 0 {
-            break; // every window of this length is distinct, and so is every longer one
-        }
-        if level == m {
-            sum_m = sum_c_ln_c(&s.counts, table);
-        } else if level == m + 1 {
-            sum_m1 = sum_c_ln_c(&s.counts, table);
+        if !count_level(s, level, m, table, &mut sum_m, &mut sum_m1) {
             break;
         }
         s.starts.resize(s.next_starts.len(), 0);
@@ -438,6 +414,35 @@ fn rank_items(seq: &[i64], scratch: &mut Scratch) -> usize {
 
 /// Ids 0, 1, ... for the entries of `counts` above 1, in order, ONCE for the others;
 /// returns how many there are.
+/// Counts the windows of one level by id (`s.next_ids`) and adds the level's
+/// Σ c·ln c to `sum_m` or `sum_m1` (`s.repeated` then lists the ids that repeat);
+/// false when the walk is over: every window of this length is distinct, and so
+/// is every longer one, or level m + 1 is done.
+fn count_level(
+    s: &mut Scratch,
+    level: usize,
+    m: usize,
+    table: &[f64; TABLE],
+    sum_m: &mut f64,
+    sum_m1: &mut f64,
+) -> bool {
+    s.counts.clear();
+    s.counts.resize(s.dense.len(), 0);
+    for &id in &s.next_ids {
+        s.counts[id as usize] += 1;
+    }
+    if compact_ids(&s.counts, &mut s.repeated) == 0 {
+        return false;
+    }
+    if level == m {
+        *sum_m = sum_c_ln_c(&s.counts, table);
+    } else if level == m + 1 {
+        *sum_m1 = sum_c_ln_c(&s.counts, table);
+        return false;
+    }
+    true
+}
+
 fn compact_ids(counts: &[u32], ids: &mut Vec<u32>) -> usize {
     ids.clear();
     let mut next = 0u32;
