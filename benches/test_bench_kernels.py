@@ -59,5 +59,12 @@ def test_window_counts(benchmark, threads):
 
 
 def test_baselines_agree_with_the_kernel():
-    got = _core.apen(OFFSETS[:2001], ITEMS[: OFFSETS[2000]], 2)
-    np.testing.assert_allclose(apen_numpy(OFFSETS[:2001], ITEMS[: OFFSETS[2000]]), got, atol=1e-12)
+    offsets, items = OFFSETS[:5001], ITEMS[: OFFSETS[5000]]
+    for m in (1, 2, 3):
+        np.testing.assert_allclose(apen_numpy(offsets, items, m), _core.apen(offsets, items, m), rtol=0, atol=1e-12)
+    rng = np.random.default_rng(1)  # short sequences, many repeats, negative ids
+    lengths = rng.integers(0, 40, size=500)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = rng.integers(-3, 3, size=offsets[-1]).astype(np.int64)
+    for m in (1, 2):
+        np.testing.assert_allclose(apen_numpy(offsets, items, m), _core.apen(offsets, items, m), rtol=0, atol=1e-12)

@@ -15,7 +15,7 @@
 
 use std::sync::OnceLock;
 
-use crate::dense::{DenseIds, LARGE};
+use crate::dense::{empty_slots, DenseIds, LARGE};
 
 /// Marks a window (or item) that occurs once in its sequence.
 const ONCE: u32 = u32::MAX;
@@ -62,17 +62,7 @@ impl ItemCounts {
             2
         };
         let capacity = (seq.len().max(8) * spread).next_power_of_two();
-        if capacity > self.slots.len() {
-            self.slots = vec![ItemSlot::default(); capacity];
-            self.generation = 0;
-        }
-        if self.generation == u32::MAX {
-            self.slots.iter_mut().for_each(|s| s.stamp = 0);
-            self.generation = 0;
-        }
-        self.generation += 1;
-        self.mask = capacity - 1;
-        self.shift = 64 - capacity.trailing_zeros();
+        (self.mask, self.shift) = empty_slots(&mut self.slots, &mut self.generation, capacity, |s| s.stamp = 0);
         let generation = self.generation;
         slots_of.resize(seq.len(), 0);
         let mut distinct = 0;

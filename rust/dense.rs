@@ -8,6 +8,28 @@
 /// caches, a write for every key costs more than the mispredicted branches it saves.
 pub const LARGE: usize = 1 << 14;
 
+/// Empties a generation-stamped table of `capacity` slots (a power of two) in O(1):
+/// grows `slots` when needed, bumps `generation` (clearing every stamp with
+/// `unstamp` only when it would wrap) and returns the table's (mask, shift) for
+/// Fibonacci hashing. A slot is occupied iff its stamp equals the generation.
+pub fn empty_slots<S: Copy + Default>(
+    slots: &mut Vec<S>,
+    generation: &mut u32,
+    capacity: usize,
+    unstamp: impl Fn(&mut S),
+) -> (usize, u32) {
+    if capacity > slots.len() {
+        *slots = vec![S::default(); capacity];
+        *generation = 0;
+    }
+    if *generation == u32::MAX {
+        slots.iter_mut().for_each(unstamp);
+        *generation = 0;
+    }
+    *generation += 1;
+    (capacity - 1, 64 - capacity.trailing_zeros())
+}
+
 #[derive(Clone, Copy, Default)]
 struct Slot {
     key: u64,
@@ -30,17 +52,7 @@ impl DenseIds {
         // at most 1/4 full while the table stays in cache (fewer collisions), 1/2 beyond
         let spread = if expected <= 4096 { 4 } else { 2 };
         let capacity = (expected.max(8) * spread).next_power_of_two();
-        if capacity > self.slots.len() {
-            self.slots = vec![Slot::default(); capacity];
-            self.generation = 0;
-        }
-        if self.generation == u32::MAX {
-            self.slots.iter_mut().for_each(|s| s.stamp = 0);
-            self.generation = 0;
-        }
-        self.generation += 1;
-        self.mask = capacity - 1;
-        self.shift = 64 - capacity.trailing_zeros();
+        (self.mask, self.shift) = empty_slots(&mut self.slots, &mut self.generation, capacity, |s| s.stamp = 0);
         self.len = 0;
     }
 

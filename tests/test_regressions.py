@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -126,7 +125,6 @@ def test_kernel_thread_pools_are_reused_within_a_bound():
             break
         time.sleep(0.1)
     assert after - before <= 97 + 98 + 99 + 100
-    assert threading.active_count() < 50  # the pools are Rust threads, not Python ones
 
 
 # ------------------------------------------------------------- file modes

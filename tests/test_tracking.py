@@ -9,7 +9,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -49,15 +48,6 @@ def keep_torch_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def data_file(tmp_path):
-    rng = np.random.default_rng(0)
-    lines = [" ".join(map(str, [user, *rng.integers(1, 30, size=rng.integers(3, 9))])) for user in range(1, 31)]
-    path = tmp_path / "tiny.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def spec_file(tmp_path: Path) -> Path:

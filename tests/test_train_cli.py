@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -20,15 +19,6 @@ from perflaw.eval import METRIC_NAMES  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = ["--layers", "1", "--dim", "8", "--max-len", "6", "--epochs", "2", "--batch-size", "8",
               "--device", "cpu", "--torch-threads", "1"]
-
-
-@pytest.fixture
-def data_file(tmp_path):
-    rng = np.random.default_rng(0)
-    lines = [" ".join(map(str, [user, *rng.integers(1, 30, size=rng.integers(3, 9))])) for user in range(1, 31)]
-    path = tmp_path / "tiny.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_train_writes_result_and_checkpoint(data_file, tmp_path, capsys):

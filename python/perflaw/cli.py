@@ -87,7 +87,7 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:
         package = exc.name.split(".")[0]
         return f'error: this needs {package}: pip install "perflaw[{EXTRAS[package]}]"', 2
     if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
-        what = (exc.strerror or str(exc)).lower() if exc.strerror else str(exc)
+        what = exc.strerror.lower() if exc.strerror else str(exc)
         where = f": {exc.filename}" if exc.filename else ""
         return f"error: {what}{where}", 2
     if isinstance(exc, (ValueError, TypeError, OverflowError, ImportError, sqlite3.DatabaseError)):
