@@ -62,7 +62,10 @@ impl ItemCounts {
             2
         };
         let capacity = (seq.len().max(8) * spread).next_power_of_two();
-        (self.mask, self.shift) = empty_slots(&mut self.slots, &mut self.generation, capacity, |s| s.stamp = 0);
+        (self.mask, self.shift) =
+            empty_slots(&mut self.slots, &mut self.generation, capacity, |s| {
+                s.stamp = 0
+            });
         let generation = self.generation;
         slots_of.resize(seq.len(), 0);
         let mut distinct = 0;
@@ -177,6 +180,27 @@ pub fn apen(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
     apen_fast(seq, m, scratch)
 }
 
+/// Signed ApEn(m) of `seq` and, where the walk over repeated windows gives it
+/// within its budget, the Lempel-Ziv sum of match lengths (`coding::lz_lambda_sum`).
+///
+/// Lambda_i - 1 is the number of lengths L whose window at i occurred at an
+/// earlier start, so sum_i Lambda_i = N + sum_L (W_L - D_L), with D_L the number of
+/// distinct windows of length L: the walk that counts windows for ApEn yields it
+/// if it goes on, past level m + 1, while some window repeats. It gives up (None)
+/// once those extra levels have looked at more than LZ_BUDGET_PER_ITEM * N
+/// windows (long repeats), and on the paths other than the fast one.
+pub fn apen_and_lz_sum(seq: &[i64], m: usize, scratch: &mut Scratch) -> (f64, Option<u64>) {
+    let n = seq.len();
+    if m >= 2 && n > m && n <= FAST_MAX {
+        return walk_levels(seq, m, scratch, true);
+    }
+    (apen(seq, m, scratch), None)
+}
+
+/// Windows the levels past m + 1 may look at, per item, before the LZ sum is left to
+/// `coding::lz_lambda_sum`.
+const LZ_BUDGET_PER_ITEM: usize = 8;
+
 /// Long sequences (beyond the caches, where most items repeat and skipping the
 /// windows seen once saves little): every window of every level gets a dense id,
 /// from the id of its prefix and the rank of its last item.
@@ -229,12 +253,21 @@ fn apen_long(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
 /// that also counts them, with no first-seen ranks, since only windows of length
 /// m and m + 1 are summed, in the first-seen order of those windows.
 fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
+    walk_levels(seq, m, s, false).0
+}
+
+/// The fast path's walk over the levels, with the LZ sum when `lz` (see
+/// [`apen_and_lz_sum`]); without it the walk stops after level m + 1.
+fn walk_levels(seq: &[i64], m: usize, s: &mut Scratch, lz: bool) -> (f64, Option<u64>) {
     let n = seq.len();
     let table = c_ln_c_table();
     let distinct_items = s.items.count(seq, &mut s.ranks);
     if distinct_items == n {
-        return apen_without_repeats(n, m);
+        return (apen_without_repeats(n, m), Some(n as u64));
     }
+    // sum over levels of (windows - distinct windows), starting with the items
+    let mut repeats = (n - distinct_items) as u64;
+    let mut budget = LZ_BUDGET_PER_ITEM * n;
     let width = s.items.capacity() as u64;
     // Buffers only grow (no fill per sequence); `kept` says how much of each is live.
     for buffer in [&mut s.starts, &mut s.ids, &mut s.next_starts] {
@@ -248,7 +281,8 @@ fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
     let mut kept = 0;
     let mut sum_m = 0.0;
     let mut sum_m1 = 0.0;
-    for level in 2..=m + 1 {
+    let mut level = 2;
+    loop {
         let windows = n - level + 1;
         // the windows whose prefix and last item both repeat, written without a branch
         // (local slices, so that the stores cannot make the compiler reload the Vecs)
@@ -278,12 +312,21 @@ fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
                 candidates += (items[last as usize].count > 1) as usize;
             }
         }
+        if level > m + 1 {
+            budget = match budget.checked_sub(candidates) {
+                Some(left) => left,
+                None => return (phi(sum_m, n - m + 1) - phi(sum_m1, n - m), None),
+            };
+        }
         s.dense.reset(candidates);
         s.next_ids.clear();
         s.next_ids
             .extend(s.codes[..candidates].iter().map(|&code| s.dense.id(code)));
-        if !count_level(s, level, m, table, &mut sum_m, &mut sum_m1) {
-            break;
+        // windows seen once are among the candidates with their own id: they add 0
+        repeats += (candidates - s.dense.len()) as u64;
+        let any_repeat = count_level(s, level, m, table, &mut sum_m, &mut sum_m1);
+        if !any_repeat || (!lz && level == m + 1) {
+            break; // every longer window is distinct too, or ApEn alone is done
         }
         kept = 0;
         let (starts, ids, repeated) = (&mut s.starts[..], &mut s.ids[..], &s.repeated[..]);
@@ -293,8 +336,12 @@ fn apen_fast(seq: &[i64], m: usize, s: &mut Scratch) -> f64 {
             ids[kept] = id;
             kept += (id != ONCE) as usize;
         }
+        level += 1;
     }
-    phi(sum_m, n - m + 1) - phi(sum_m1, n - m)
+    (
+        phi(sum_m, n - m + 1) - phi(sum_m1, n - m),
+        Some(n as u64 + repeats),
+    )
 }
 
 /// m = 1 (whose sum runs over the items in first-seen order): dense first-seen
@@ -352,7 +399,7 @@ fn apen_ranked(seq: &[i64], m: usize, scratch: &mut Scratch) -> f64 {
             s.next_starts.push(start as u32);
             s.next_ids.push(id);
         }
-        if !count_level(s, level, m, table, &mut sum_m, &mut sum_m1) {
+        if !count_level(s, level, m, table, &mut sum_m, &mut sum_m1) || level == m + 1 {
             break;
         }
         s.starts.resize(s.next_starts.len(), 0);
@@ -405,9 +452,9 @@ fn rank_items(seq: &[i64], scratch: &mut Scratch) -> usize {
 /// Ids 0, 1, ... for the entries of `counts` above 1, in order, ONCE for the others;
 /// returns how many there are.
 /// Counts the windows of one level by id (`s.next_ids`) and adds the level's
-/// Σ c·ln c to `sum_m` or `sum_m1` (`s.repeated` then lists the ids that repeat);
-/// false when the walk is over: every window of this length is distinct, and so
-/// is every longer one, or level m + 1 is done.
+/// Σ c·ln c to `sum_m` or `sum_m1` when it is level m or m + 1 (`s.repeated`
+/// then lists the ids that repeat); false when every window of this length is
+/// distinct, and so is every longer one.
 fn count_level(
     s: &mut Scratch,
     level: usize,
@@ -428,7 +475,6 @@ fn count_level(
         *sum_m = sum_c_ln_c(&s.counts, table);
     } else if level == m + 1 {
         *sum_m1 = sum_c_ln_c(&s.counts, table);
-        return false;
     }
     true
 }
@@ -477,6 +523,38 @@ mod tests {
             total / windows as f64
         };
         phi(m) - phi(m + 1)
+    }
+
+    #[test]
+    fn the_walk_gives_the_lz_sum_of_the_direct_scan() {
+        let (mut scratch, mut coding) = (Scratch::default(), crate::coding::Scratch::default());
+        let mut from_walk = 0;
+        for seed in 0..40 {
+            for &(n, alphabet) in &[(3, 2), (50, 40), (50, 3), (200, 1000), (2000, 20)] {
+                let seq = pseudo_random(n, alphabet, seed);
+                for m in 2..4 {
+                    let (value, lz) = apen_and_lz_sum(&seq, m, &mut scratch);
+                    assert_eq!(
+                        value.to_bits(),
+                        apen(&seq, m, &mut Scratch::default()).to_bits()
+                    );
+                    if let Some(lz) = lz {
+                        assert_eq!(
+                            lz,
+                            crate::coding::lz_lambda_sum(&seq, &mut coding),
+                            "n={n} alphabet={alphabet}"
+                        );
+                        from_walk += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            from_walk >= 300,
+            "the walk gave the LZ sum only {from_walk} times"
+        );
+        // a long repeat exceeds the walk's budget: the caller takes the suffix array
+        assert_eq!(apen_and_lz_sum(&[7; 1000], 2, &mut scratch).1, None);
     }
 
     fn pseudo_random(n: usize, alphabet: i64, seed: u64) -> Vec<i64> {

@@ -59,11 +59,10 @@ impl<'a> Batch<'a> {
 
     /// The sequence of user `u`, keeping only its last `max_len` items when given.
     pub fn sequence(&self, u: usize, max_len: Option<usize>) -> &'a [i64] {
-        let seq = &self.items[self.offsets[u] as usize..self.offsets[u + 1] as usize];
-        match max_len {
-            Some(keep) if seq.len() > keep => &seq[seq.len() - keep..],
-            _ => seq,
-        }
+        last_items(
+            &self.items[self.offsets[u] as usize..self.offsets[u + 1] as usize],
+            max_len,
+        )
     }
 
     /// Longest sequence (after truncation), to reject lengths the kernels cannot index.
@@ -94,6 +93,14 @@ impl<'a> Batch<'a> {
                 })
                 .collect()
         })
+    }
+}
+
+/// The last `max_len` items of `seq` (all of them without a limit).
+pub fn last_items(seq: &[i64], max_len: Option<usize>) -> &[i64] {
+    match max_len {
+        Some(keep) if seq.len() > keep => &seq[seq.len() - keep..],
+        _ => seq,
     }
 }
 
@@ -180,8 +187,14 @@ mod tests {
         for threads in 1..=2 * KEPT_POOLS {
             pool(threads).unwrap();
         }
-        assert!(Arc::ptr_eq(&pool(2 * KEPT_POOLS).unwrap(), &pool(2 * KEPT_POOLS).unwrap()));
+        assert!(Arc::ptr_eq(
+            &pool(2 * KEPT_POOLS).unwrap(),
+            &pool(2 * KEPT_POOLS).unwrap()
+        ));
         assert!(!Arc::ptr_eq(&first, &pool(3).unwrap())); // evicted, rebuilt
-        assert!(matches!(pool(MAX_THREADS + 1), Err(KernelError::TooManyThreads(_))));
+        assert!(matches!(
+            pool(MAX_THREADS + 1),
+            Err(KernelError::TooManyThreads(_))
+        ));
     }
 }

@@ -370,7 +370,7 @@ fn sum_c_ln_c(histogram: &[(u64, u64)]) -> f64 {
 /// The sum of finite floats, exactly rounded to nearest (ties to even):
 /// Shewchuk's non-overlapping partials, then a final correction for the
 /// half-way case, as in CPython's `math.fsum`.
-fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
+pub fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
     let mut partials: Vec<f64> = Vec::new();
     for mut x in values {
         let mut kept = 0;

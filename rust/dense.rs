@@ -52,7 +52,10 @@ impl DenseIds {
         // at most 1/4 full while the table stays in cache (fewer collisions), 1/2 beyond
         let spread = if expected <= 4096 { 4 } else { 2 };
         let capacity = (expected.max(8) * spread).next_power_of_two();
-        (self.mask, self.shift) = empty_slots(&mut self.slots, &mut self.generation, capacity, |s| s.stamp = 0);
+        (self.mask, self.shift) =
+            empty_slots(&mut self.slots, &mut self.generation, capacity, |s| {
+                s.stamp = 0
+            });
         self.len = 0;
     }
 

@@ -13,6 +13,7 @@ pub mod dense;
 pub mod error;
 pub mod fingerprint;
 pub mod partition;
+pub mod stats;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use std::panic::{self, AssertUnwindSafe};
@@ -25,6 +26,13 @@ use error::KernelError;
 
 /// Window rows and their counts (or group bounds) as numpy arrays.
 type WindowArrays<'py> = (Bound<'py, PyArray2<i64>>, Bound<'py, PyArray1<u64>>);
+
+/// Per-user ApEn, Lempel-Ziv sums and hashes as numpy arrays.
+type UserStatsArrays<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<u64>>,
+    Bound<'py, PyArray1<u64>>,
+);
 
 /// Runs a binding's body; a panic (a bug) becomes a RuntimeError naming the
 /// function instead of crossing into Python as a PanicException, which
@@ -104,9 +112,58 @@ fn hashes_batch<'py>(
     guard("sequence_hashes", || {
         let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
         let pool = pool(threads)?;
-        let hashes =
-            py.detach(|| batch.map::<(), _, _>(&pool, None, |_, seq| fingerprint::sequence_hash(seq)));
+        let hashes = py.detach(|| stats::sequence_hashes(&batch, &pool));
         Ok(hashes.into_pyarray(py))
+    })
+}
+
+/// ApEn(m) and the Lempel-Ziv sum of every sequence's last `max_len` items, and
+/// the hash of the whole sequence: (apen, lz_sums, hashes).
+#[pyfunction]
+#[pyo3(name = "user_stats", signature = (offsets, items, m, max_len=None, threads=0))]
+fn user_stats_batch<'py>(
+    py: Python<'py>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    items: PyReadonlyArray1<'py, i64>,
+    m: usize,
+    max_len: Option<usize>,
+    threads: usize,
+) -> PyResult<UserStatsArrays<'py>> {
+    guard("user_stats", || {
+        let m = error::check_m(m)?;
+        let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        batch.check_lengths(max_len)?;
+        let pool = pool(threads)?;
+        let (all, hashes) = py.detach(|| {
+            let all = batch.map(&pool, max_len, |s, seq| stats::user_stats(seq, m, s));
+            (all, stats::sequence_hashes(&batch, &pool))
+        });
+        Ok((
+            all.iter()
+                .map(|u| u.apen)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+            all.iter()
+                .map(|u| u.lz_sum)
+                .collect::<Vec<_>>()
+                .into_pyarray(py),
+            hashes.into_pyarray(py),
+        ))
+    })
+}
+
+/// The sum of finite floats, exactly rounded (the value of Python's `math.fsum`);
+/// None when a value is NaN or infinite, whose sums `math.fsum` defines itself.
+#[pyfunction]
+fn exact_sum(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<Option<f64>> {
+    guard("exact_sum", || {
+        let values = values.as_slice()?;
+        Ok(py.detach(|| {
+            values
+                .iter()
+                .all(|v| v.is_finite())
+                .then(|| blocks::exact_sum(values.iter().copied()))
+        }))
     })
 }
 
@@ -126,7 +183,8 @@ fn partition_windows<'py>(
         let m = error::check_m(m)?;
         partition::check_parts(partitions)?;
         let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
-        let (rows, bounds) = py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
+        let (rows, bounds) =
+            py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
         let windows = rows.len() / (m + 1);
         Ok((
             rows.into_pyarray(py).reshape([windows, m + 1])?,
@@ -373,6 +431,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(user_stats_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_sum, m)?)?;
     m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
     m.add_function(wrap_pyfunction!(window_histograms, m)?)?;
     m.add_function(wrap_pyfunction!(histogram_entropy, m)?)?;

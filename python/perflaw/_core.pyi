@@ -40,6 +40,19 @@ def sequence_hashes(
 ) -> npt.NDArray[np.uint64]:
     """Stable 64-bit hash of each sequence (items in order, and length)."""
 
+def user_stats(
+    offsets: npt.NDArray[np.int64],
+    items: npt.NDArray[np.int64],
+    m: int,
+    max_len: int | None = None,
+    threads: int = 0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """(apen, lz_lambda_sums, sequence_hashes) in one visit of each sequence: the
+    first two over each sequence's last ``max_len`` items, the hash over all of it."""
+
+def exact_sum(values: npt.NDArray[np.float64]) -> float | None:
+    """The exactly rounded sum (``math.fsum``'s value); None when a value is NaN or infinite."""
+
 def partition_windows(
     offsets: npt.NDArray[np.int64],
     items: npt.NDArray[np.int64],

@@ -30,6 +30,12 @@ class MissingFileError(PerflawError, FileNotFoundError):
     """A file or folder that should be there is not (also a ``FileNotFoundError``)."""
 
 
+class NotGroupedError(PerflawError):
+    """A file streamed as grouped by user turned out not to be: a user's rows came back
+    after other users' rows. Raised only where the caller asked to be told, so that it can
+    start again with external grouping."""
+
+
 class TrainingDiverged(PerflawError):
     """The loss or the model's parameters became NaN or infinite during training."""
 

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from perflaw.arrays import arrow_view, numpy_view, string_array
 
-__all__ = ["Grouped", "group_rows", "dense_ids", "stable_argsort", "run_heads"]
+__all__ = ["Grouped", "RawGroups", "group_rows", "group_raw", "dense_ids", "stable_argsort", "run_heads"]
 
 
 class Grouped(NamedTuple):
@@ -27,6 +27,14 @@ class Grouped(NamedTuple):
     item_vocab: np.ndarray  # the raw id of each dense item, sorted
 
 
+class RawGroups(NamedTuple):
+    """Users' item sequences in CSR form, items as they were (not relabelled)."""
+
+    offsets: np.ndarray  # int64, users + 1
+    items: np.ndarray  # the raw item ids, per user in order
+    user_ids: np.ndarray  # the raw id of each user
+
+
 def group_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, user_order: str) -> Grouped:
     """Group rows into users: ``"first"`` (first appearance) or ``"sorted"`` id order.
 
@@ -34,32 +42,71 @@ def group_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, u
     with equal times (or without times) keep their order. Items are numbered
     1..n_items in sorted raw-id order.
     """
+    raw = group_raw(users, items, times, user_order)
+    dense, vocabulary = dense_ids(raw.items)
+    return Grouped(raw.offsets, dense, raw.user_ids, vocabulary)
+
+
+def group_raw(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, user_order: str) -> RawGroups:
+    """:func:`group_rows` without the dense relabelling of the items.
+
+    Rows whose users already form one run each, in time order (a log sorted by
+    user, as most are), are only cut at the runs: nothing is sorted or copied.
+
+    Examples
+    --------
+    >>> g = group_raw(np.array([5, 5, 3, 5]), np.array([10, 11, 12, 13]), None, "first")
+    >>> g.offsets.tolist(), g.items.tolist(), g.user_ids.tolist()
+    ([0, 3, 4], [10, 11, 13, 12], [5, 3])
+    """
+    heads = run_heads(users, None)
+    run_users = users[heads]
+    if _one_run_each(run_users, user_order) and _in_time_order(times, heads):
+        return RawGroups(np.append(heads, len(users)).astype(np.int64), items, run_users)
     key, user_ids = _user_keys(users, user_order)
     order = _grouping_order(key, len(user_ids), times)
     ordered = items if order is None else items[order]
     offsets = np.zeros(len(user_ids) + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=len(user_ids)), out=offsets[1:])
-    dense, vocabulary = dense_ids(ordered)
-    return Grouped(offsets, dense, user_ids, vocabulary)
+    return RawGroups(offsets, ordered, user_ids)
+
+
+def _one_run_each(run_users: np.ndarray, user_order: str) -> bool:
+    """Whether no user has two runs (and, for "sorted", the runs are in id order)."""
+    if bool((run_users[1:] > run_users[:-1]).all()):
+        return True
+    return user_order == "first" and _distinct(run_users)
+
+
+def _in_time_order(times: np.ndarray | None, heads: np.ndarray) -> bool:
+    """Whether ``times`` never decrease within a run (always, without times)."""
+    if times is None or len(times) < 2:
+        return True
+    rising = times[1:] >= times[:-1]  # compared, never subtracted: unsigned times would wrap
+    rising[heads[1:] - 1] = True  # a new run may start earlier
+    return bool(rising.all())
 
 
 def run_heads(users: np.ndarray, previous_last: object) -> np.ndarray:
-    """Positions where a new run of equal users starts (none at 0 if it continues ``previous_last``)."""
-    change = np.ones(len(users), dtype=bool)
-    change[1:] = users[1:] != users[:-1]
-    if previous_last is not None and len(users) and users[0] == previous_last:
-        change[0] = False
-    return np.flatnonzero(change)
+    """Positions where a new run of equal users starts (none at 0 if it continues ``previous_last``).
+
+    Examples
+    --------
+    >>> run_heads(np.array([4, 4, 7, 4]), None).tolist(), run_heads(np.array([4, 7]), 4).tolist()
+    ([0, 2, 3], [1])
+    """
+    later = np.flatnonzero(users[1:] != users[:-1]) + 1
+    if len(users) == 0 or (previous_last is not None and users[0] == previous_last):
+        return later
+    return np.concatenate([np.zeros(1, dtype=later.dtype), later])
 
 
 def _user_keys(users: np.ndarray, user_order: str) -> tuple[np.ndarray, np.ndarray]:
     """(index of each row's user, the user ids), users in ``user_order``."""
     heads = run_heads(users, None)
     run_users = users[heads]
-    if user_order == "sorted" and bool((run_users[1:] > run_users[:-1]).all()):
-        return _run_index(heads, len(users)), run_users  # sorted runs: nothing to do
-    if user_order == "first" and _distinct(run_users):
-        return _run_index(heads, len(users)), run_users  # one run per user: file order
+    if _one_run_each(run_users, user_order):
+        return _run_index(heads, len(users)), run_users  # one run per user, in the order wanted
     codes, first_seen = dense_ids(users, sort=user_order == "sorted")
     return codes - 1, first_seen
 

@@ -36,7 +36,7 @@ from perflaw import _core
 from perflaw.blocks import BlockHistograms, WindowSpill
 from perflaw.ids import is_table
 from perflaw.sequences import Sequences, combine_fingerprints, positive_int
-from perflaw.errors import PerflawError, PerflawTypeError
+from perflaw.errors import NotGroupedError, PerflawError, PerflawTypeError
 
 # |ApEn| below this counts as zero, so that rounding cannot produce a huge ApEn′.
 APEN_ZERO = 1e-12
@@ -124,6 +124,13 @@ def as_sequences(data: Any, *, user: Any = "user", item: Any = "item", timestamp
         "expected Sequences, a path, a list of lists or a table (pandas, polars, pyarrow, "
         f"an object with __arrow_c_stream__, a dict of columns), got {type(data).__name__}"
     )
+
+
+def _int64_array(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or (array.dtype.kind not in "iu" and array.size):
+        raise PerflawTypeError(f"{name} must be a 1-D integer array, got {array.dtype} with shape {array.shape}")
+    return np.ascontiguousarray(array, dtype=np.int64)
 
 
 def _used_lengths(seqs: Sequences, max_len: int | None) -> np.ndarray:
@@ -296,20 +303,56 @@ class QualityParts:
         """Statistics of one shard. Windows are counted on the raw item ids
         (``Sequences.stable_item_keys``), so shards with different dense
         relabellings merge correctly."""
+        return cls.from_runs(seqs.offsets, seqs.stable_item_keys(), m, max_len, threads, block_entropy)
+
+    @classmethod
+    def from_runs(
+        cls,
+        offsets: np.ndarray,
+        keys: np.ndarray,
+        m: int = 2,
+        max_len: int | None = None,
+        threads: int | None = None,
+        block_entropy: bool = True,
+    ) -> "QualityParts":
+        """Statistics of CSR sequences of raw item keys, as streamed without relabelling.
+
+        Parameters
+        ----------
+        offsets : int64 array
+            User ``u`` holds ``keys[offsets[u]:offsets[u + 1]]``.
+        keys : int64 array
+            Each token's raw item id (``Sequences.stable_item_keys``): every
+            statistic depends only on which items are equal, so no dense
+            relabelling is needed.
+        m, max_len, threads, block_entropy
+            As for :meth:`compute`.
+
+        Examples
+        --------
+        >>> import perflaw
+        >>> seqs = perflaw.Sequences.from_lists([[10, 20, 10, 20], [7, 7, 8]])
+        >>> raw = QualityParts.from_runs(np.array([0, 4, 7]), np.array([10, 20, 10, 20, 7, 7, 8]))
+        >>> raw.summarize() == QualityParts.compute(seqs).summarize()
+        True
+        """
         m, max_len, threads = check_m(m), check_max_len(max_len), resolve_threads(threads)
+        offsets, keys = _int64_array(offsets, "offsets"), _int64_array(keys, "keys")
+        apen_values, lz_sums, hashes = _core.user_stats(offsets, keys, m, max_len, threads)
         windows = None
         if block_entropy:
             windows = _core.WindowCounts(m)
-            windows.update(seqs.offsets, seqs.stable_item_keys(), max_len, threads)
+            windows.update(offsets, keys, max_len, threads)
+        raw_lengths = np.diff(offsets)
         return cls(
             m=m,
             max_len=max_len,
-            lengths=_used_lengths(seqs, max_len),
-            raw_lengths=seqs.lengths,
-            apen=_core.apen(seqs.offsets, seqs.items, m, max_len, threads),
-            lz_sums=_core.lz_lambda_sums(seqs.offsets, seqs.items, max_len, threads),
+            lengths=raw_lengths if max_len is None else np.minimum(raw_lengths, max_len),
+            raw_lengths=raw_lengths,
+            apen=apen_values,
+            lz_sums=lz_sums,
             windows=windows,
-            fingerprint_states=[seqs.fingerprint_state()],
+            fingerprint_states=[(int(hashes.sum(dtype=np.uint64)), len(raw_lengths), len(keys))],
         )
 
     def merge(self, other: "QualityParts") -> "QualityParts":
@@ -462,7 +505,10 @@ def _json_number(value: Any) -> Any:
 
 
 def _fsum(values: np.ndarray) -> float:
-    return math.fsum(values.tolist()) if len(values) else 0.0
+    """``math.fsum`` of the values, in Rust where they are all finite."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    total = _core.exact_sum(values)
+    return math.fsum(values.tolist()) if total is None else total
 
 
 def _mean(values: np.ndarray) -> float:
@@ -584,23 +630,48 @@ def data_quality(
 
 def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
     """Summary of a file read in batches of whole users, in bounded memory: each
-    batch keeps only its per-user arrays, and its windows go to a disk spill."""
-    import sys
+    batch keeps only its per-user arrays, and its windows go to a disk spill.
 
-    from perflaw.ingest import iter_batches
+    The file is read once as if grouped by user; should a user come back after
+    other users, the batches so far are dropped and it is read again, grouped
+    externally."""
+    import sys
 
     m, max_len = check_m(m), check_max_len(max_len)
     if progress is None:
         progress = sys.stderr.isatty()
+    settings = dict(format=format, batch_rows=batch_rows, progress=progress, **read_options)
+    try:
+        return _summary_of_runs(path, m, max_len, threads, block_entropy, settings)
+    except NotGroupedError:
+        return _summary_of_runs(path, m, max_len, threads, block_entropy, {**settings, "grouped": False})
+
+
+def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from perflaw.ingest import iter_user_runs
+
     parts: list[QualityParts] = []
-    spill = WindowSpill(m, max_len, tmp_dir=read_options.get("tmp_dir")) if block_entropy else None
-    with spill if spill is not None else contextlib.nullcontext():
-        for batch in iter_batches(path, format=format, batch_rows=batch_rows, progress=progress, **read_options):
+    spill = WindowSpill(m, max_len, tmp_dir=settings.get("tmp_dir")) if block_entropy else None
+
+    def count(batch) -> QualityParts:
+        if spill is not None:
+            spill.add(batch.offsets, batch.keys)
+        return QualityParts.from_runs(batch.offsets, batch.keys, m, max_len, threads, block_entropy=False)
+
+    # One batch is counted (the kernels release the GIL) while the next is read:
+    # at most two batches are in memory.
+    with spill if spill is not None else contextlib.nullcontext(), ThreadPoolExecutor(1) as worker:
+        counting = None
+        for batch in iter_user_runs(path, **settings):
             if batch.n_users == 0:
                 continue
-            parts.append(QualityParts.compute(batch, m, max_len, threads, block_entropy=False))
-            if spill is not None:
-                spill.add(batch.offsets, batch.stable_item_keys())
+            if counting is not None:
+                parts.append(counting.result())
+            counting = worker.submit(count, batch)
+        if counting is not None:
+            parts.append(counting.result())
         if not parts:
             raise PerflawError(f"no sequences in {path}")
         workers = resolve_threads(threads) or (os.cpu_count() or 1)

@@ -28,7 +28,8 @@ from __future__ import annotations
 from perflaw.ingest.checks import FORMATS, ID_MODES
 from perflaw.ingest.detect import count_rows_hint, detect_format
 from perflaw.ingest.parquet import PARQUET_SUFFIXES
-from perflaw.ingest.reading import iter_batches, read_sequences
+from perflaw.ingest.reading import iter_batches, iter_user_runs, read_sequences
+from perflaw.ingest.rows import UserRuns
 from perflaw.ingest.writers import WRITE_FORMATS, write_sequences
 
-__all__ = ["FORMATS", "WRITE_FORMATS", "read_sequences", "write_sequences", "iter_batches", "detect_format", "count_rows_hint"]
+__all__ = ["FORMATS", "WRITE_FORMATS", "read_sequences", "write_sequences", "iter_batches", "iter_user_runs", "UserRuns", "detect_format", "count_rows_hint"]

@@ -65,9 +65,15 @@ class ContiguityCheck:
         self._last: Any = None
         self.rows = 0
 
-    def add(self, users: np.ndarray) -> int:
-        """Return the index in ``users`` of the first row breaking contiguity, or -1."""
-        heads = run_heads(users, self._last)
+    def add(self, users: np.ndarray, heads: np.ndarray | None = None) -> int:
+        """Return the index in ``users`` of the first row breaking contiguity, or -1.
+
+        ``heads`` may give ``run_heads(users, None)``, computed already.
+        """
+        if heads is None:
+            heads = run_heads(users, self._last)
+        elif len(heads) and self._last is not None and users[0] == self._last:
+            heads = heads[1:]  # the first run goes on from the chunk before
         repeat = self._seen.add(users[heads])
         if len(users):
             self._last = users[-1]

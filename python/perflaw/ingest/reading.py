@@ -14,13 +14,13 @@ from typing import Any, Iterator
 from perflaw.ingest.checks import FORMATS, ID_MODES, check_choice, existing_file, positive, reject_unknown
 from perflaw.ingest.detect import detect
 from perflaw.ingest.readers import row_chunks
-from perflaw.ingest.rows import Rows, to_sequences
+from perflaw.ingest.rows import Rows, UserRuns, to_sequences
 from perflaw.ingest.spec import Spec, no_progress
-from perflaw.ingest.streaming import stream_batches
+from perflaw.ingest.streaming import stream_batches, stream_user_runs
 from perflaw.sequences import Sequences
 from perflaw.errors import PerflawError, PerflawTypeError
 
-__all__ = ["read_sequences", "iter_batches"]
+__all__ = ["read_sequences", "iter_batches", "iter_user_runs"]
 
 
 def read_sequences(
@@ -181,12 +181,67 @@ def iter_batches(
     [(10, 11), (20,), (30,)]
     """
     spec = _resolve(path, format, user, item, timestamp, sep, ids, streaming=True)
-    batch_rows = positive(batch_rows, "batch_rows")
+    return stream_batches(spec, positive(batch_rows, "batch_rows"), bool(progress), _grouped(grouped), _tmp_dir(tmp_dir))
+
+
+def iter_user_runs(
+    path: str | os.PathLike[str],
+    format: str = "auto",
+    *,
+    batch_rows: int = 1_000_000,
+    user: str = "user",
+    item: str = "item",
+    timestamp: str | None = None,
+    sep: str | None = None,
+    progress: bool = False,
+    grouped: bool | None = None,
+    tmp_dir: str | os.PathLike[str] | None = None,
+    ids: str = "auto",
+) -> Iterator[UserRuns]:
+    """Stream a file as batches of whole users with raw item keys, for corpus statistics.
+
+    The users and items are those of :func:`iter_batches`, but items are not
+    relabelled: each batch is a :class:`~perflaw.ingest.rows.UserRuns` of CSR
+    offsets and ``Sequences.stable_item_keys()``. This is the fast path of
+    ``perflaw.data_quality(path)``.
+
+    Parameters
+    ----------
+    path, format, batch_rows, user, item, timestamp, sep, progress, tmp_dir, ids
+        As for :func:`iter_batches`.
+    grouped : bool, optional
+        ``None`` (default): the file is read once as if each user's rows were
+        contiguous, and :class:`~perflaw.errors.NotGroupedError` is raised,
+        after some batches, as soon as a user comes back; start again with
+        ``grouped=False``. ``True`` and ``False`` as for :func:`iter_batches`.
+
+    Yields
+    ------
+    UserRuns
+        Batches of whole users.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "seqs.txt"
+    >>> _ = path.write_text("1 10 11 10\\n2 20\\n")
+    >>> [(b.offsets.tolist(), b.keys.tolist()) for b in iter_user_runs(path)]
+    [([0, 3, 4], [10, 11, 10, 20])]
+    """
+    spec = _resolve(path, format, user, item, timestamp, sep, ids, streaming=True)
+    return stream_user_runs(spec, positive(batch_rows, "batch_rows"), bool(progress), _grouped(grouped), _tmp_dir(tmp_dir))
+
+
+def _grouped(grouped: Any) -> bool | None:
     if grouped not in (None, True, False):
         raise PerflawTypeError(f"grouped must be None, True or False, got {grouped!r}")
+    return grouped
+
+
+def _tmp_dir(tmp_dir: Any) -> Any:
     if tmp_dir is not None and not Path(tmp_dir).is_dir():
         raise PerflawError(f"tmp_dir {str(tmp_dir)!r} is not an existing folder")
-    return stream_batches(spec, batch_rows, bool(progress), grouped, tmp_dir)
+    return tmp_dir
 
 
 def _resolve(

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from perflaw.grouping import group_rows
+from perflaw.grouping import group_raw, group_rows
 from perflaw.ids import IdKinds, arrow_ids, arrow_times
 from perflaw.sequences import Sequences
 from perflaw.errors import PerflawError
 
-__all__ = ["Rows", "to_sequences", "table_rows", "check_columns"]
+__all__ = ["Rows", "UserRuns", "to_sequences", "to_user_runs", "table_rows", "check_columns"]
 
 
 @dataclass
@@ -65,6 +65,39 @@ def to_sequences(rows: Rows, user_order: str) -> Sequences:
     """
     grouped = group_rows(rows.users, rows.items, rows.times, user_order)
     return Sequences.from_arrays(grouped.offsets, grouped.items, user_ids=grouped.user_ids, item_vocab=grouped.item_vocab)
+
+
+@dataclass
+class UserRuns:
+    """Whole users as CSR arrays of raw item keys: what corpus statistics need, no relabelling.
+
+    ``keys`` are ``Sequences.stable_item_keys()`` of the same users: integer ids
+    as they are, text ids by their stable 64-bit hash.
+    """
+
+    offsets: np.ndarray  # int64, users + 1
+    keys: np.ndarray  # int64, one per token
+
+    @property
+    def n_users(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def tokens(self) -> int:
+        return len(self.keys)
+
+
+def to_user_runs(rows: Rows) -> UserRuns:
+    """The users of ``rows`` (grouped as :func:`to_sequences` groups them), items as raw keys.
+
+    Integer ids are grouped without relabelling; text ids go through
+    :class:`Sequences` for their stable hash.
+    """
+    if rows.items.dtype.kind not in "iu":
+        seqs = to_sequences(rows, "first")
+        return UserRuns(seqs.offsets, seqs.stable_item_keys())
+    grouped = group_raw(rows.users, rows.items, rows.times, "first")
+    return UserRuns(grouped.offsets, np.ascontiguousarray(grouped.items, dtype=np.int64))
 
 
 def table_rows(

@@ -19,14 +19,14 @@ from perflaw.ingest.contiguity import ContiguityCheck
 from perflaw.ingest.detect import count_rows_hint
 from perflaw.ingest.parquet import open_parquet
 from perflaw.ingest.readers import row_chunks
-from perflaw.ingest.rows import Rows, to_sequences
+from perflaw.ingest.rows import Rows, UserRuns, to_sequences, to_user_runs
 from perflaw.ingest.spec import Spec
 from perflaw.ingest.spill import PartitionWriter, read_partition
 from perflaw.sequences import Sequences
-from perflaw.errors import PerflawError
+from perflaw.errors import NotGroupedError, PerflawError
 from perflaw.progress import progress_bar
 
-__all__ = ["stream_batches"]
+__all__ = ["stream_batches", "stream_user_runs"]
 
 _MAX_PARTITIONS = 512  # open Parquet writers during external grouping
 
@@ -35,23 +35,42 @@ def stream_batches(
     spec: Spec, batch_rows: int, progress: bool, grouped: bool | None, tmp_dir: Any
 ) -> Iterator[Sequences]:
     """:func:`~perflaw.ingest.iter_batches` on checked arguments."""
+    for rows in _whole_user_rows(spec, batch_rows, progress, grouped, tmp_dir, optimistic=False):
+        yield to_sequences(rows, "first")
+
+
+def stream_user_runs(
+    spec: Spec, batch_rows: int, progress: bool, grouped: bool | None, tmp_dir: Any
+) -> Iterator[UserRuns]:
+    """:func:`~perflaw.ingest.iter_user_runs` on checked arguments."""
+    for rows in _whole_user_rows(spec, batch_rows, progress, grouped, tmp_dir, optimistic=True):
+        yield to_user_runs(rows)
+
+
+def _whole_user_rows(
+    spec: Spec, batch_rows: int, progress: bool, grouped: bool | None, tmp_dir: Any, optimistic: bool
+) -> Iterator[Rows]:
+    """Batches of rows holding whole users. With ``optimistic`` and ``grouped=None``
+    the file is read once as if grouped, and NotGroupedError is raised if it is not."""
     total_rows = None
     if grouped is None and spec.format != "sasrec" and count_rows_hint(spec.path, spec.format) <= batch_rows // 2:
         batches: Iterator[Rows] = _one_batch(spec, progress)  # small: no need to check the order
     elif spec.format == "sasrec":  # one line per user: whole users in every chunk
         batches = _whole_user_chunks(spec, batch_rows, progress)
+    elif grouped is None and optimistic:
+        batches = _contiguous_batches(spec, batch_rows, progress, NotGroupedError)
     else:
         if grouped is None:
             grouped, total_rows = _scan_contiguity(spec, batch_rows, progress)
         if grouped:
-            batches = _contiguous_batches(spec, batch_rows, progress)
+            batches = _contiguous_batches(spec, batch_rows, progress, PerflawError)
         else:
             batches = _external_batches(spec, batch_rows, progress, total_rows, tmp_dir)
     produced = False
     for rows in batches:
         if len(rows):
             produced = True
-            yield to_sequences(rows, "first")
+            yield rows
     if not produced:
         raise PerflawError(f"{spec.path} holds no interactions")
 
@@ -87,34 +106,41 @@ def _whole_user_chunks(spec: Spec, batch_rows: int, progress: bool) -> Iterator[
         yield from row_chunks(spec, batch_rows, "all", bar.update)
 
 
-def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool) -> Iterator[Rows]:
+def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool, not_grouped: type[PerflawError]) -> Iterator[Rows]:
     """Chunks cut at user boundaries; the trailing user moves to the next batch.
 
-    Contiguity is verified on the way (cheaply), so that ``grouped=True`` on a
-    file that is not grouped raises instead of splitting a user.
+    Contiguity is verified on the way (cheaply), so that a file that is not
+    grouped raises ``not_grouped`` instead of splitting a user.
     """
     check = ContiguityCheck()
-    carried: list[Rows] = []
+    carried: list[Rows] = []  # the rows so far of a user that may go on in the next chunk
     row_number = 0
     with _progress_bar(spec, progress, "reading") as bar:
         for rows in row_chunks(spec, batch_rows, "all", bar.update):
-            broken = check.add(rows.users)
+            if len(rows) == 0:
+                continue
+            heads = run_heads(rows.users, None)
+            broken = check.add(rows.users, heads)
             if broken >= 0:
-                raise PerflawError(
+                raise not_grouped(
                     f"{spec.path}: user {rows.users[broken]} reappears in row {row_number + broken + 1} "
                     "after other users' rows; the file is not grouped by user (use grouped=None or False)"
                 )
             row_number += len(rows)
-            if len(rows) == 0:
-                continue
-            if carried and carried[-1].users[-1] != rows.users[0]:
-                yield Rows.concat(carried)  # the carried user ended exactly at the chunk edge
+            first_head = 0
+            if carried:
+                if carried[-1].users[-1] == rows.users[0]:  # the carried user goes on
+                    if len(heads) == 1:
+                        carried.append(rows)  # ... through the whole chunk
+                        continue
+                    carried.append(rows.slice(0, heads[1]))
+                    first_head = heads[1]
+                # the carried user alone, so that the chunk's other users need no copy
+                yield Rows.concat(carried)
                 carried = []
-            last_start = run_heads(rows.users, None)[-1]
-            if last_start > 0:
-                yield Rows.concat(carried + [rows.slice(0, last_start)])
-                carried = []
-            carried.append(rows.slice(last_start))
+            if heads[-1] > first_head:
+                yield rows.slice(first_head, heads[-1])
+            carried.append(rows.slice(heads[-1]))
         if carried:
             yield Rows.concat(carried)
 
