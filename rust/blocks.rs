@@ -262,14 +262,16 @@ pub fn partition_windows(
     m: usize,
     max_len: Option<usize>,
     partitions: usize,
+    pool: &ThreadPool,
 ) -> (Vec<i64>, Vec<u64>) {
     let width = m + 1;
-    let group_of = |window: &[i64]| partition::partition_of(&window[..m], partitions);
+    let users = batch.len();
+    let mut groups = Vec::new();
+    partition::window_partitions(batch, m, max_len, partitions, pool, &mut groups);
+    // ...then the windows copied to their groups, in user order within each group.
     let mut bounds = vec![0u64; partitions + 1];
-    for u in 0..batch.len() {
-        for window in batch.sequence(u, max_len).windows(width) {
-            bounds[group_of(window) + 1] += 1;
-        }
+    for &group in &groups {
+        bounds[group as usize + 1] += 1;
     }
     for p in 0..partitions {
         bounds[p + 1] += bounds[p];
@@ -279,12 +281,11 @@ pub fn partition_windows(
         .map(|&b| b as usize * width)
         .collect();
     let mut rows = vec![0i64; bounds[partitions] as usize * width];
-    for u in 0..batch.len() {
-        for window in batch.sequence(u, max_len).windows(width) {
-            let slot = &mut next[group_of(window)];
-            rows[*slot..*slot + width].copy_from_slice(window);
-            *slot += width;
-        }
+    let windows = (0..users).flat_map(|u| batch.sequence(u, max_len).windows(width));
+    for (window, &group) in windows.zip(&groups) {
+        let slot = &mut next[group as usize];
+        rows[*slot..*slot + width].copy_from_slice(window);
+        *slot += width;
     }
     (rows, bounds)
 }
@@ -304,12 +305,69 @@ pub fn row_histograms(
             flat.len()
         )));
     }
+    if let Some(histograms) = packed_histograms(flat, width) {
+        return Ok(histograms);
+    }
     Ok(match width {
         2 => sorted_histograms(fixed_rows::<2>(flat)),
         3 => sorted_histograms(fixed_rows::<3>(flat)),
         4 => sorted_histograms(fixed_rows::<4>(flat)),
         _ => sorted_histograms(flat.chunks_exact(width).collect()),
     })
+}
+
+/// Where every id of the bag lies within 2^b of the smallest, with (m + 1)·b at
+/// most 128, each row packed into one integer of b bits per id (id minus the
+/// smallest, first id highest): equal rows give equal keys and the prefix is the
+/// key's high bits, so sorting integers gives both histograms. None otherwise.
+fn packed_histograms(
+    flat: &[i64],
+    width: usize,
+) -> Option<(BTreeMap<u64, u64>, BTreeMap<u64, u64>)> {
+    let low = *flat.iter().min()?;
+    let high = *flat.iter().max()?;
+    let range = high.wrapping_sub(low) as u64; // exact: high - low < 2^64
+    let bits = (64 - range.leading_zeros() as usize).max(1);
+    let offset = |id: i64| id.wrapping_sub(low) as u64;
+    if width * bits <= 64 {
+        let keys = flat
+            .chunks_exact(width)
+            .map(|row| row.iter().fold(0u64, |key, &id| (key << bits) | offset(id)));
+        Some(key_histograms(keys.collect(), |key| key >> bits))
+    } else if width * bits <= 128 {
+        let keys = flat.chunks_exact(width).map(|row| {
+            row.iter()
+                .fold(0u128, |key, &id| (key << bits) | offset(id) as u128)
+        });
+        Some(key_histograms(keys.collect(), |key| key >> bits))
+    } else {
+        None
+    }
+}
+
+/// Both histograms of packed rows, whose prefix is `prefix_of(key)`.
+fn key_histograms<K: Ord + Copy>(
+    mut keys: Vec<K>,
+    prefix_of: impl Fn(K) -> K,
+) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+    keys.sort_unstable();
+    let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
+    let (mut run, mut prefix_run) = (0u64, 0u64);
+    for (i, &key) in keys.iter().enumerate() {
+        run += 1;
+        prefix_run += 1;
+        let next = keys.get(i + 1).copied();
+        if next != Some(key) {
+            *joint.entry(run).or_default() += 1;
+            run = 0;
+        }
+        if next.map(&prefix_of) != Some(prefix_of(key)) {
+            *prefix.entry(prefix_run).or_default() += 1;
+            prefix_run = 0;
+        }
+    }
+    (joint, prefix)
 }
 
 /// Rows copied into fixed-size arrays, which sort much faster than slices.
@@ -485,7 +543,12 @@ mod tests {
         let seqs = sample();
         let (offsets, items) = csr(&seqs);
         let batch = Batch::new(&offsets, &items).unwrap();
-        let (rows, bounds) = partition_windows(&batch, 2, Some(9), 5);
+        let (rows, bounds) = partition_windows(&batch, 2, Some(9), 5, &pool(1).unwrap());
+        // the same rows, in the same order, on any number of threads
+        assert_eq!(
+            partition_windows(&batch, 2, Some(9), 5, &pool(3).unwrap()),
+            (rows.clone(), bounds.clone())
+        );
         let mut whole = WindowCounts::new(2).unwrap();
         whole.update(&batch, Some(9), &pool(1).unwrap());
         assert_eq!(bounds.len(), 6);
@@ -506,6 +569,33 @@ mod tests {
     }
 
     #[test]
+    fn packed_and_row_sorts_give_the_same_histograms() {
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        // ids spread so that rows pack into u64, into u128, or not at all
+        let mut packed = Vec::new();
+        for spread in [1i64, 1 << 30, i64::MAX / 3] {
+            let spread_items: Vec<i64> = items
+                .iter()
+                .map(|&x| (x - 2).wrapping_mul(spread))
+                .collect();
+            let batch = Batch::new(&offsets, &spread_items).unwrap();
+            for m in 1..4 {
+                let mut table = WindowCounts::new(m).unwrap();
+                table.update(&batch, None, &pool(1).unwrap());
+                let (rows, _) = partition_windows(&batch, m, None, 1, &pool(1).unwrap());
+                packed.push(packed_histograms(&rows, m + 1).is_some());
+                assert_eq!(
+                    row_histograms(&rows, m + 1).unwrap(),
+                    table.histograms(),
+                    "m={m} spread={spread}"
+                );
+            }
+        }
+        assert!(packed.contains(&true) && packed.contains(&false));
+    }
+
+    #[test]
     fn sorted_row_histograms_equal_the_table_histograms() {
         let seqs = sample();
         let (offsets, items) = csr(&seqs);
@@ -513,7 +603,7 @@ mod tests {
         for m in 1..6 {
             let mut table = WindowCounts::new(m).unwrap();
             table.update(&batch, None, &pool(1).unwrap());
-            let (rows, _) = partition_windows(&batch, m, None, 1);
+            let (rows, _) = partition_windows(&batch, m, None, 1, &pool(2).unwrap());
             assert_eq!(
                 row_histograms(&rows, m + 1).unwrap(),
                 table.histograms(),

@@ -13,6 +13,7 @@ pub mod dense;
 pub mod error;
 pub mod fingerprint;
 pub mod partition;
+pub mod spill;
 pub mod stats;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
@@ -170,7 +171,7 @@ fn exact_sum(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<Opti
 /// Every window of m + 1 items, grouped by a hash of its m-item prefix:
 /// (windows as a (k, m + 1) int64 array, group after group; the partitions + 1 group bounds).
 #[pyfunction]
-#[pyo3(signature = (offsets, items, m, partitions, max_len=None))]
+#[pyo3(signature = (offsets, items, m, partitions, max_len=None, threads=0))]
 fn partition_windows<'py>(
     py: Python<'py>,
     offsets: PyReadonlyArray1<'py, i64>,
@@ -178,13 +179,15 @@ fn partition_windows<'py>(
     m: usize,
     partitions: usize,
     max_len: Option<usize>,
+    threads: usize,
 ) -> PyResult<WindowArrays<'py>> {
     guard("partition_windows", || {
         let m = error::check_m(m)?;
         partition::check_parts(partitions)?;
         let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+        let pool = pool(threads)?;
         let (rows, bounds) =
-            py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions));
+            py.detach(|| blocks::partition_windows(&batch, m, max_len, partitions, &pool));
         let windows = rows.len() / (m + 1);
         Ok((
             rows.into_pyarray(py).reshape([windows, m + 1])?,
@@ -298,6 +301,85 @@ type Histograms<'py> = (
     Bound<'py, PyArray1<u64>>,
     Bound<'py, PyArray1<u64>>,
 );
+
+/// Windows of m + 1 items appended to one file per prefix partition (see `spill.rs`).
+#[pyclass(module = "perflaw._core")]
+struct WindowWriter {
+    inner: Option<spill::WindowWriter>,
+    paths: Vec<std::path::PathBuf>,
+    m: usize,
+}
+
+fn os_error(err: std::io::Error) -> PyErr {
+    pyo3::exceptions::PyOSError::new_err(format!("window spill: {err}"))
+}
+
+#[pymethods]
+impl WindowWriter {
+    /// Creates one file per path (a window's partition is the index of its path).
+    #[new]
+    fn new(paths: Vec<std::path::PathBuf>, m: usize) -> PyResult<Self> {
+        guard("WindowWriter", || {
+            let m = error::check_m(m)?;
+            partition::check_parts(paths.len())?;
+            let inner = spill::WindowWriter::create(&paths, m).map_err(os_error)?;
+            Ok(Self {
+                inner: Some(inner),
+                paths,
+                m,
+            })
+        })
+    }
+
+    /// Spills every window of a CSR batch, its partitions hashed on `threads` threads.
+    #[pyo3(signature = (offsets, items, max_len=None, threads=0))]
+    fn add(
+        &mut self,
+        py: Python<'_>,
+        offsets: PyReadonlyArray1<'_, i64>,
+        items: PyReadonlyArray1<'_, i64>,
+        max_len: Option<usize>,
+        threads: usize,
+    ) -> PyResult<()> {
+        guard("WindowWriter.add", || {
+            let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
+            let pool = pool(threads)?;
+            let writer = self
+                .inner
+                .as_mut()
+                .ok_or_else(|| PyValueError::new_err("the window spill is closed"))?;
+            py.detach(|| writer.add(&batch, max_len, &pool))
+                .map_err(os_error)
+        })
+    }
+
+    /// Writes out the buffers, then counts every partition file on its own
+    /// (`threads` at a time): (joint_counts, joint_windows, prefix_counts, prefix_windows).
+    #[pyo3(signature = (threads=0))]
+    fn histograms<'py>(&mut self, py: Python<'py>, threads: usize) -> PyResult<Histograms<'py>> {
+        guard("WindowWriter.histograms", || {
+            let pool = pool(threads)?;
+            let writer = self
+                .inner
+                .as_mut()
+                .ok_or_else(|| PyValueError::new_err("the window spill is closed"))?;
+            let (paths, m) = (&self.paths, self.m);
+            let (joint, prefix) = py
+                .detach(|| {
+                    writer
+                        .flush()
+                        .and_then(|()| spill::spilled_histograms(paths, m, &pool))
+                })
+                .map_err(os_error)?;
+            Ok(histogram_arrays(py, joint, prefix))
+        })
+    }
+
+    /// Closes the files (what is buffered is dropped); later calls raise ValueError.
+    fn close(&mut self) {
+        self.inner = None;
+    }
+}
 
 /// Exact counts of all windows of m + 1 items, mergeable across shards.
 #[pyclass(module = "perflaw._core")]
@@ -433,6 +515,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_function(wrap_pyfunction!(user_stats_batch, m)?)?;
     m.add_function(wrap_pyfunction!(exact_sum, m)?)?;
+    m.add_class::<WindowWriter>()?;
     m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
     m.add_function(wrap_pyfunction!(window_histograms, m)?)?;
     m.add_function(wrap_pyfunction!(histogram_entropy, m)?)?;

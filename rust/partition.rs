@@ -9,6 +9,10 @@
 //! FNV-1a over bytes) so that a partition never changes with a dependency;
 //! the tests mirror it in pure Python.
 
+use rayon::prelude::*;
+use rayon::ThreadPool;
+
+use crate::batch::Batch;
 use crate::error::{KernelError, Result};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -48,6 +52,40 @@ pub fn bucket(hash: u64, parts: usize) -> usize {
 #[inline]
 pub fn partition_of(keys: &[i64], parts: usize) -> usize {
     bucket(hash_keys(keys), parts)
+}
+
+/// The partition (of `parts`) of the m-item prefix of every window of m + 1
+/// items of `batch`, in user order, into `groups` (resized; reusing it across
+/// batches saves fresh memory). The hashes are computed in parallel over
+/// ranges of users; the result is the same for any number of threads.
+pub fn window_partitions(
+    batch: &Batch,
+    m: usize,
+    max_len: Option<usize>,
+    parts: usize,
+    pool: &ThreadPool,
+    groups: &mut Vec<u32>,
+) {
+    let windows_of = |u: usize| batch.sequence(u, max_len).len().saturating_sub(m);
+    let users = batch.len();
+    groups.resize((0..users).map(windows_of).sum(), 0);
+    let ranges = (pool.current_num_threads() * 8).clamp(1, users.max(1));
+    let mut pieces = Vec::with_capacity(ranges);
+    let mut rest = &mut groups[..];
+    for r in 0..ranges {
+        let span = (r * users / ranges)..((r + 1) * users / ranges);
+        let (piece, tail) = rest.split_at_mut(span.clone().map(windows_of).sum());
+        pieces.push((span, piece));
+        rest = tail;
+    }
+    pool.install(|| {
+        pieces.into_par_iter().for_each(|(span, piece)| {
+            let windows = span.flat_map(|u| batch.sequence(u, max_len).windows(m + 1));
+            for (group, window) in piece.iter_mut().zip(windows) {
+                *group = partition_of(&window[..m], parts) as u32;
+            }
+        })
+    });
 }
 
 /// Most partitions a key set may be split into.

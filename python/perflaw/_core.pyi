@@ -59,6 +59,7 @@ def partition_windows(
     m: int,
     partitions: int,
     max_len: int | None = None,
+    threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
     """Every window of m + 1 items as rows, grouped by a hash of the m-item prefix
     (the partitioner of ``partition_keys``), and the partitions + 1 group bounds.
@@ -89,6 +90,26 @@ def partition_strings(
 ) -> npt.NDArray[np.int64]:
     """The partition of each string of an Arrow-style string array (string ``i`` is the
     UTF-8 ``data[offsets[i]:offsets[i + 1]]``), by a stable hash of its bytes (FNV-1a, mixed)."""
+
+class WindowWriter:
+    """Windows of m + 1 items appended to one file per prefix partition (a window's
+    partition is the index of its path); the files are temporary, native-endian int64."""
+
+    def __init__(self, paths: list[str], m: int) -> None: ...
+    def add(
+        self,
+        offsets: npt.NDArray[np.int64],
+        items: npt.NDArray[np.int64],
+        max_len: int | None = None,
+        threads: int = 0,
+    ) -> None:
+        """Spills every window of a CSR batch."""
+    def histograms(
+        self, threads: int = 0
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+        """Flushes, then counts each file on its own: (joint_counts, joint_windows, prefix_counts, prefix_windows)."""
+    def close(self) -> None:
+        """Closes the files; later calls raise ValueError."""
 
 class WindowCounts:
     """Exact counts of every window of m + 1 items; merges exactly across shards."""

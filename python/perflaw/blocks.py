@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
 from perflaw import _core
 from perflaw.errors import PerflawError
-
-# A window of m + 1 items is stored as m + 1 int64 values.
-WINDOW_DTYPE = np.dtype("<i8")
-
 
 @dataclass(frozen=True)
 class BlockHistograms:
@@ -67,10 +62,18 @@ class BlockHistograms:
 
     def __add__(self, other: "BlockHistograms") -> "BlockHistograms":
         """Histograms of two window sets with disjoint prefixes."""
-        return BlockHistograms(
-            joint=dict(Counter(self.joint) + Counter(other.joint)),
-            prefix=dict(Counter(self.prefix) + Counter(other.prefix)),
-        )
+        return BlockHistograms.sum([self, other])
+
+    @staticmethod
+    def sum(parts: "list[BlockHistograms]") -> "BlockHistograms":
+        """Histograms of several window sets with pairwise disjoint prefixes."""
+        joint: dict[int, int] = {}
+        prefix: dict[int, int] = {}
+        for part in parts:
+            for total, histogram in ((joint, part.joint), (prefix, part.prefix)):
+                for count, windows in histogram.items():
+                    total[count] = total.get(count, 0) + windows
+        return BlockHistograms(joint=joint, prefix=prefix)
 
     @property
     def total(self) -> int:
@@ -101,9 +104,10 @@ def _arrays(histogram: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
 class WindowSpill:
     """Spills windows to ``partitions`` files by prefix hash; ``histograms()`` counts each file alone.
 
-    Memory is bounded by one batch plus one partition; disk use is
-    8 · (m + 1) bytes per window. The folder is removed by ``close()`` (or on
-    leaving a ``with`` block).
+    The writing and the counting are Rust's (``_core.WindowWriter``): memory is
+    one 64 KiB buffer per partition while writing, and one partition (twice its
+    file) per worker while counting; disk use is 8 · (m + 1) bytes per window.
+    The folder is removed by ``close()`` (or on leaving a ``with`` block).
 
     Examples
     --------
@@ -118,35 +122,24 @@ class WindowSpill:
             raise PerflawError(f"partitions must be >= 1, got {partitions}")
         self.m, self.max_len, self.partitions = m, max_len, partitions
         self._dir = Path(tempfile.mkdtemp(prefix="perflaw-windows-", dir=tmp_dir))
-        self._files = [open(self._dir / f"part-{p:04d}.bin", "wb") for p in range(partitions)]
+        paths = [self._dir / f"part-{p:04d}.bin" for p in range(partitions)]
+        try:
+            self._writer = _core.WindowWriter([str(path) for path in paths], m)
+        except BaseException:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
 
-    def add(self, offsets: np.ndarray, items: np.ndarray) -> None:
-        """Spills the windows of one CSR batch (items must be consistent across batches)."""
-        rows, bounds = _core.partition_windows(offsets, items, self.m, self.partitions, self.max_len)
-        for p, handle in enumerate(self._files):
-            rows[bounds[p] : bounds[p + 1]].astype(WINDOW_DTYPE, copy=False).tofile(handle)
+    def add(self, offsets: np.ndarray, items: np.ndarray, threads: int = 0) -> None:
+        """Spills the windows of one CSR batch (items must be consistent across batches),
+        partitioned on ``threads`` threads (0: all cores); the files are the same for any number."""
+        self._writer.add(offsets, items, self.max_len, threads)
 
     def histograms(self, workers: int = 2) -> BlockHistograms:
-        """Counts every partition exactly (``workers`` at a time; the kernels
-        release the GIL) and adds up their histograms."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        for handle in self._files:
-            handle.flush()
-        paths = sorted(self._dir.glob("part-*.bin"))
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            parts = list(pool.map(self._count_partition, paths))
-        total = BlockHistograms()
-        for part in parts:
-            total = total + part
-        return total
-
-    def _count_partition(self, path: Path) -> BlockHistograms:
-        return BlockHistograms.from_rows(np.fromfile(path, dtype=WINDOW_DTYPE), self.m)
+        """Counts every partition exactly, ``workers`` at a time, and adds up their histograms."""
+        return BlockHistograms.from_arrays(*self._writer.histograms(max(1, workers)))
 
     def close(self) -> None:
-        for handle in self._files:
-            handle.close()
+        self._writer.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> "WindowSpill":

@@ -647,33 +647,48 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
         return _summary_of_runs(path, m, max_len, threads, block_entropy, {**settings, "grouped": False})
 
 
+# Bytes of windows per spill partition: a worker holds about twice this while counting it.
+_PARTITION_BYTES = 64 << 20
+
+
+def _spill_partitions(path: Path, m: int, settings: dict) -> int:
+    """Enough partitions that each holds about _PARTITION_BYTES of windows (64 to 4,096)."""
+    from perflaw.ingest import count_rows_hint
+
+    rows = count_rows_hint(path, settings.get("format", "auto"))
+    return int(min(4096, max(64, math.ceil(rows * 8 * (m + 1) / _PARTITION_BYTES))))
+
+
 def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
     from concurrent.futures import ThreadPoolExecutor
 
     from perflaw.ingest import iter_user_runs
 
+    kernel_threads = resolve_threads(threads)  # 0: all cores
+    batches = iter_user_runs(path, **settings)
+    first = next(batches)  # the reader has checked the file by now
     parts: list[QualityParts] = []
-    spill = WindowSpill(m, max_len, tmp_dir=settings.get("tmp_dir")) if block_entropy else None
+    with contextlib.ExitStack() as stack:
+        spill = None
+        if block_entropy:
+            partitions = _spill_partitions(path, m, settings)
+            spill = stack.enter_context(WindowSpill(m, max_len, partitions, tmp_dir=settings.get("tmp_dir")))
+        # entered last, so left first: no batch is still being spilled when the spill closes
+        worker = stack.enter_context(ThreadPoolExecutor(1))
 
-    def count(batch) -> QualityParts:
-        if spill is not None:
-            spill.add(batch.offsets, batch.keys)
-        return QualityParts.from_runs(batch.offsets, batch.keys, m, max_len, threads, block_entropy=False)
+        def count(batch) -> QualityParts:
+            if spill is not None:
+                spill.add(batch.offsets, batch.keys, kernel_threads)
+            return QualityParts.from_runs(batch.offsets, batch.keys, m, max_len, threads, block_entropy=False)
 
-    # One batch is counted (the kernels release the GIL) while the next is read:
-    # at most two batches are in memory.
-    with spill if spill is not None else contextlib.nullcontext(), ThreadPoolExecutor(1) as worker:
-        counting = None
-        for batch in iter_user_runs(path, **settings):
-            if batch.n_users == 0:
-                continue
-            if counting is not None:
-                parts.append(counting.result())
-            counting = worker.submit(count, batch)
-        if counting is not None:
+        # One batch is counted (the kernels release the GIL) while the next is
+        # read: at most two batches are in memory.
+        counting = worker.submit(count, first)
+        for batch in batches:
             parts.append(counting.result())
-        if not parts:
-            raise PerflawError(f"no sequences in {path}")
-        workers = resolve_threads(threads) or (os.cpu_count() or 1)
-        block = spill.histograms(workers=workers) if spill is not None else None
+            counting = worker.submit(count, batch)
+        parts.append(counting.result())
+        block = None
+        if spill is not None:
+            block = spill.histograms(workers=kernel_threads or (os.cpu_count() or 1))
     return QualityParts.combine(parts).summarize(block)
