@@ -425,10 +425,35 @@ fn sum_c_ln_c(histogram: &[(u64, u64)]) -> f64 {
     )
 }
 
+/// [`exact_sum`] of a slice, in parallel: each chunk's non-overlapping partials
+/// sum exactly to the chunk's sum, so the exactly rounded sum of all of them is
+/// the exactly rounded total, for any number of threads. None when a value is
+/// NaN or infinite.
+pub fn parallel_exact_sum(values: &[f64], pool: &ThreadPool) -> Option<f64> {
+    let partials: Vec<Vec<f64>> = pool.install(|| {
+        values
+            .par_chunks(1 << 16)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .all(|v| v.is_finite())
+                    .then(|| partials(chunk.iter().copied()))
+            })
+            .collect::<Option<_>>()
+    })?;
+    Some(exact_sum(partials.into_iter().flatten()))
+}
+
 /// The sum of finite floats, exactly rounded to nearest (ties to even):
 /// Shewchuk's non-overlapping partials, then a final correction for the
 /// half-way case, as in CPython's `math.fsum`.
 pub fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
+    round_partials(&partials(values))
+}
+
+/// Shewchuk's non-overlapping partials, smallest magnitude first: their exact
+/// (real) sum is the exact sum of the values.
+fn partials(values: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut partials: Vec<f64> = Vec::new();
     for mut x in values {
         let mut kept = 0;
@@ -448,6 +473,11 @@ pub fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
         partials.truncate(kept);
         partials.push(x);
     }
+    partials
+}
+
+/// The exactly rounded value of the sum of non-overlapping partials.
+fn round_partials(partials: &[f64]) -> f64 {
     let Some(mut n) = partials.len().checked_sub(1) else {
         return 0.0;
     };
@@ -612,6 +642,31 @@ mod tests {
         }
         assert!(row_histograms(&[1, 2, 3], 2).is_err());
         assert!(row_histograms(&[1, 2], 1).is_err());
+    }
+
+    #[test]
+    fn parallel_exact_sum_equals_the_sequential_one() {
+        let mut state = 9u64;
+        let values: Vec<f64> = (0..300_000)
+            .map(|k| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let magnitude = 10f64.powi((state >> 59) as i32 * 4 - 30);
+                let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
+                sign * magnitude * ((state >> 11) as f64 / (1u64 << 53) as f64)
+            })
+            .collect();
+        let sequential = exact_sum(values.iter().copied());
+        for threads in [1, 2, 5] {
+            let got = parallel_exact_sum(&values, &pool(threads).unwrap()).unwrap();
+            assert_eq!(got.to_bits(), sequential.to_bits(), "threads={threads}");
+        }
+        assert_eq!(
+            parallel_exact_sum(&[1.0, f64::NAN], &pool(1).unwrap()),
+            None
+        );
+        assert_eq!(parallel_exact_sum(&[], &pool(1).unwrap()), Some(0.0));
     }
 
     #[test]

@@ -156,15 +156,16 @@ fn user_stats_batch<'py>(
 /// The sum of finite floats, exactly rounded (the value of Python's `math.fsum`);
 /// None when a value is NaN or infinite, whose sums `math.fsum` defines itself.
 #[pyfunction]
-fn exact_sum(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<Option<f64>> {
+#[pyo3(signature = (values, threads=0))]
+fn exact_sum(
+    py: Python<'_>,
+    values: PyReadonlyArray1<'_, f64>,
+    threads: usize,
+) -> PyResult<Option<f64>> {
     guard("exact_sum", || {
         let values = values.as_slice()?;
-        Ok(py.detach(|| {
-            values
-                .iter()
-                .all(|v| v.is_finite())
-                .then(|| blocks::exact_sum(values.iter().copied()))
-        }))
+        let pool = pool(threads)?;
+        Ok(py.detach(|| blocks::parallel_exact_sum(values, &pool)))
     })
 }
 

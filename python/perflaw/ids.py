@@ -97,7 +97,7 @@ def _text_ids(
         ints = column.cast(pa.int64())
     except pa.ArrowInvalid:
         ints = None
-    if ints is not None and pc.any(pc.match_substring(column, "x", ignore_case=True)).as_py():
+    if ints is not None and _may_hold_x(column) and pc.any(pc.match_substring(column, "x", ignore_case=True)).as_py():
         ints = None  # pyarrow reads "0x10" as 16: hexadecimal text is text, never merged with 16
     if ints is not None and how == "canonical" and not pc.all(pc.equal(ints.cast(pa.string()), column)).as_py():
         ints = None  # e.g. "007" or "-1": RecBole tokens that are text, not numbers
@@ -112,6 +112,16 @@ def _text_ids(
         return _text_as_ids(column, role, name, where, first_row, kinds)
     kinds.kinds[role] = "int"
     return _checked_int_ids(ints, role, name, where, first_row)
+
+
+def _may_hold_x(column: pa.Array) -> bool:
+    """False when no byte of the column's text is "x" or "X" (a scan of the raw bytes,
+    far quicker than the case-blind search, which runs only when this is True)."""
+    data = column.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return bool(np.any((raw | 0x20) == ord("x")))
 
 
 def _text_as_ids(column: pa.Array, role: str, name: Any, where: str, first_row: int, kinds: IdKinds) -> np.ndarray:
