@@ -73,6 +73,79 @@ def _apen_chunk(offsets, x, K, m, packed):
     return out
 
 
+def lz_sums_numpy(offsets: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Σ_i Λ_i per sequence (``_core.lz_lambda_sums``) in NumPy, level by level.
+
+    Λ_i − 1 is the number of lengths L whose window at i also starts earlier in the
+    sequence, so Σ_i Λ_i = N + Σ_L (W_L − D_L) (W_L windows of length L, D_L distinct
+    ones). Level 1 ranks (user, item) pairs with one ``np.unique``; each next level
+    keeps only the windows that repeat and ranks (id of the window, next item). The
+    strongest simple NumPy: only the repeated windows go on, so levels shrink fast.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    x = np.asarray(items, dtype=np.int64)
+    lengths = np.diff(offsets)
+    users = len(lengths)
+    sums = lengths.copy()
+    if len(x) == 0:
+        return sums.astype(np.uint64)
+    x = x - x.min()
+    K = int(x.max()) + 1
+    user_of = np.repeat(np.arange(users, dtype=np.int64), lengths)
+    end = np.repeat(offsets[1:], lengths)  # one past each token's sequence
+    start = np.arange(len(x), dtype=np.int64)
+    key = user_of * K + x
+    level = 1
+    while len(start):
+        _, first, ids, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+        ids = ids.reshape(-1)
+        repeated = counts[ids] > 1
+        repeated_ids = np.flatnonzero(counts > 1)
+        sums += np.bincount(user_of[start[repeated]], minlength=users)
+        sums -= np.bincount(user_of[start[first[repeated_ids]]], minlength=users)
+        start, ids = start[repeated], ids[repeated]
+        grows = start + level < end[start]  # the window can take one more item
+        start, ids = start[grows], ids[grows]
+        key = ids * K + x[start + level]
+        level += 1
+    return sums.astype(np.uint64)
+
+
+def block_entropy_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2, counter: str = "numpy") -> float:
+    """H(X_{m+1} | X_1..X_m) over all windows of all sequences, with packed int64 keys.
+
+    Each window of m + 1 items is one key Σ x_{i+k}·K^(m−k) (K = id range), so its
+    m-prefix is key // K; the counts come from ``np.unique(return_counts=True)``
+    (``counter="numpy"``, a sort) or ``pyarrow.compute.value_counts`` (``"pyarrow"``,
+    a hash table). Needs K^(m+1) < 2^63.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    x = np.asarray(items, dtype=np.int64)
+    x = x - x.min()
+    K = int(x.max()) + 1
+    if K ** (m + 1) > INT64_MAX:
+        raise ValueError(f"ids span {K}: windows of {m + 1} do not pack into int64")
+    lengths = np.diff(offsets)
+    position = np.arange(len(x)) - np.repeat(offsets[:-1], lengths)
+    start = np.flatnonzero(position + m < np.repeat(lengths, lengths))
+    key = np.zeros(len(start), dtype=np.int64)
+    for k in range(m + 1):
+        key = key * K + x[start + k]
+    joint, prefix = _counts(key, counter), _counts(key // K, counter)
+    total = float(len(key))
+    c_ln_c = lambda c: float(np.sum(c * np.log(c)))  # noqa: E731
+    return (c_ln_c(prefix) - c_ln_c(joint)) / total
+
+
+def _counts(keys: np.ndarray, counter: str) -> np.ndarray:
+    if counter == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.value_counts(pa.array(keys)).field("counts").to_numpy().astype(np.float64)
+    return np.unique(keys, return_counts=True)[1].astype(np.float64)
+
+
 def apen_antropy(offsets: np.ndarray, items: np.ndarray, m: int = 2) -> np.ndarray:
     """antropy's app_entropy per sequence, with a tolerance below 1 so only exact matches count."""
     import antropy

@@ -8,84 +8,29 @@
 //! sums run over a sorted histogram of counts, so the result does not depend
 //! on insertion order, sharding or the thread count.
 //!
-//! Windows live in a flat arena of item ids; the hash tables store arena
-//! offsets, so a window costs (m + 1) * 8 bytes plus one table slot. The
-//! tables are split into `PARTITIONS` by hash, so that threads fill disjoint
-//! partitions in parallel with no locking.
+//! A table holds its distinct windows sorted (row-major, m + 1 ids each) with
+//! their counts: a batch's windows are sorted (as packed integer keys where the
+//! ids allow it) and run-length counted, then merged with the table in one
+//! linear pass. Sorting keeps memory to (m + 1) * 8 + 8 bytes per distinct
+//! window and beats a hash table of slices, whose probes miss the caches.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
 use rayon::prelude::*;
 use rayon::ThreadPool;
-use rustc_hash::FxBuildHasher;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
 use crate::partition;
 
-pub const PARTITIONS: usize = 16;
-
-#[derive(Clone, Copy)]
-struct Slot {
-    start: usize, // offset of the window in the arena
-    count: u64,
-}
-
-#[derive(Default, Clone)]
-struct Partition {
-    arena: Vec<i64>,
-    table: HashTable<Slot>,
-}
-
 /// Exact counts of all windows of length m + 1 seen so far.
 #[derive(Clone)]
 pub struct WindowCounts {
     m: usize,
-    partitions: Vec<Partition>,
-}
-
-fn hash_window(window: &[i64]) -> u64 {
-    // Fx leaves the low bits weak for small integers: mix before use.
-    let h = FxBuildHasher.hash_one(window);
-    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
-}
-
-/// Partition from middle bits, independent of the bits the table itself uses.
-fn partition_of(hash: u64) -> usize {
-    ((hash >> 40) as usize) % PARTITIONS
-}
-
-impl Partition {
-    /// Room for up to `windows` new distinct windows, so the table does not rehash while filling.
-    fn reserve(&mut self, windows: usize, width: usize) {
-        let arena = &self.arena;
-        self.table.reserve(windows, |slot| {
-            hash_window(&arena[slot.start..slot.start + width])
-        });
-        self.arena.reserve(windows * width);
-    }
-
-    fn add(&mut self, window: &[i64], hash: u64, count: u64) {
-        let width = window.len();
-        let arena = &self.arena;
-        let found = self.table.find_mut(hash, |slot| {
-            &arena[slot.start..slot.start + width] == window
-        });
-        match found {
-            Some(slot) => slot.count += count,
-            None => {
-                let start = self.arena.len();
-                self.arena.extend_from_slice(window);
-                let arena = &self.arena;
-                self.table
-                    .insert_unique(hash, Slot { start, count }, |slot| {
-                        hash_window(&arena[slot.start..slot.start + width])
-                    });
-            }
-        }
-    }
+    /// the distinct windows, sorted lexicographically, m + 1 ids each
+    rows: Vec<i64>,
+    counts: Vec<u64>,
 }
 
 impl WindowCounts {
@@ -95,7 +40,8 @@ impl WindowCounts {
         }
         Ok(Self {
             m,
-            partitions: vec![Partition::default(); PARTITIONS],
+            rows: Vec::new(),
+            counts: Vec::new(),
         })
     }
 
@@ -109,49 +55,19 @@ impl WindowCounts {
 
     /// Number of distinct windows.
     pub fn distinct(&self) -> usize {
-        self.partitions.iter().map(|p| p.table.len()).sum()
+        self.counts.len()
     }
 
     /// Number of windows counted (T).
     pub fn total(&self) -> u64 {
-        self.partitions
-            .iter()
-            .flat_map(|p| p.table.iter())
-            .map(|s| s.count)
-            .sum()
+        self.counts.iter().sum()
     }
 
     /// Counts every window of every sequence of the batch (after truncation).
     pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
-        let width = self.width();
-        // Every window's hash, computed in parallel, then bucketed by partition
-        // so that each partition's worker reads only its own windows.
-        let hashed: Vec<Vec<u64>> = batch.map::<(), _, _>(pool, max_len, |_, seq| {
-            seq.windows(width).map(hash_window).collect()
-        });
-        let mut buckets: Vec<Vec<(u64, u32, u32)>> = vec![Vec::new(); PARTITIONS];
-        for (user, hashes) in hashed.iter().enumerate() {
-            for (start, &hash) in hashes.iter().enumerate() {
-                buckets[partition_of(hash)].push((hash, user as u32, start as u32));
-            }
-        }
-        drop(hashed);
-        pool.install(|| {
-            self.partitions
-                .par_iter_mut()
-                .zip(buckets.par_iter())
-                .for_each(|(partition, bucket)| {
-                    if partition.table.is_empty() {
-                        // first fill: windows are an upper bound on new distinct ones
-                        partition.reserve(bucket.len(), width);
-                    }
-                    for &(hash, user, start) in bucket {
-                        let seq = batch.sequence(user as usize, max_len);
-                        let start = start as usize;
-                        partition.add(&seq[start..start + width], hash, 1);
-                    }
-                });
-        });
+        let (rows, _) = partition_windows(batch, self.m, max_len, 1, pool);
+        let (rows, counts) = pool.install(|| counted_rows(&rows, self.width()));
+        self.absorb(&rows, &counts);
     }
 
     /// Adds another table's counts to this one.
@@ -162,32 +78,55 @@ impl WindowCounts {
                 right: other.m,
             });
         }
+        self.absorb(&other.rows, &other.counts);
+        Ok(())
+    }
+
+    /// Merges sorted distinct rows and their counts into the table.
+    fn absorb(&mut self, rows: &[i64], counts: &[u64]) {
         let width = self.width();
-        for (mine, theirs) in self.partitions.iter_mut().zip(&other.partitions) {
-            for slot in theirs.table.iter() {
-                let window = &theirs.arena[slot.start..slot.start + width];
-                mine.add(window, hash_window(window), slot.count);
+        if self.counts.is_empty() {
+            self.rows = rows.to_vec();
+            self.counts = counts.to_vec();
+            return;
+        }
+        let mut merged_rows = Vec::with_capacity(self.rows.len() + rows.len());
+        let mut merged_counts = Vec::with_capacity(self.counts.len() + counts.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.counts.len() || j < counts.len() {
+            let mine = self.rows.get(i * width..(i + 1) * width);
+            let theirs = rows.get(j * width..(j + 1) * width);
+            let order = match (mine, theirs) {
+                (Some(a), Some(b)) => a.cmp(b),
+                (Some(_), None) => Ordering::Less,
+                _ => Ordering::Greater,
+            };
+            match order {
+                Ordering::Less => {
+                    merged_rows.extend_from_slice(mine.expect("a row of the table"));
+                    merged_counts.push(self.counts[i]);
+                    i += 1;
+                }
+                Ordering::Greater => {
+                    merged_rows.extend_from_slice(theirs.expect("a row of the other"));
+                    merged_counts.push(counts[j]);
+                    j += 1;
+                }
+                Ordering::Equal => {
+                    merged_rows.extend_from_slice(mine.expect("a row of the table"));
+                    merged_counts.push(self.counts[i] + counts[j]);
+                    i += 1;
+                    j += 1;
+                }
             }
         }
-        Ok(())
+        self.rows = merged_rows;
+        self.counts = merged_counts;
     }
 
     /// All windows (row-major, m + 1 ids each) and their counts, sorted by window.
     pub fn to_arrays(&self) -> (Vec<i64>, Vec<u64>) {
-        let width = self.width();
-        let mut rows: Vec<(&[i64], u64)> = self
-            .partitions
-            .iter()
-            .flat_map(|p| {
-                p.table
-                    .iter()
-                    .map(move |s| (&p.arena[s.start..s.start + width], s.count))
-            })
-            .collect();
-        rows.sort_unstable();
-        let windows = rows.iter().flat_map(|(w, _)| w.iter().copied()).collect();
-        let counts = rows.iter().map(|&(_, c)| c).collect();
-        (windows, counts)
+        (self.rows.clone(), self.counts.clone())
     }
 
     /// Rebuilds a table from `to_arrays` output (counts add up for repeated rows).
@@ -201,17 +140,13 @@ impl WindowCounts {
                 counts.len()
             )));
         }
-        for (window, &count) in windows.chunks_exact(width).zip(counts) {
-            let hash = hash_window(window);
-            table.partitions[partition_of(hash)].add(window, hash, count);
-        }
+        (table.rows, table.counts) = sorted_distinct(windows, counts, width);
         Ok(table)
     }
 
     /// H(X_{m+1} | X_1..X_m) in nats; NaN when no window was counted.
     pub fn conditional_entropy(&self) -> f64 {
-        let total = self.total();
-        if total == 0 {
+        if self.total() == 0 {
             return f64::NAN;
         }
         let (joint, marginal) = self.histograms();
@@ -222,33 +157,172 @@ impl WindowCounts {
     /// Histograms {count: number of distinct windows with that count} of the
     /// (m+1)-windows and of their m-item prefixes. They hold everything the
     /// entropy needs, and those of tables whose prefixes are disjoint add up.
+    /// Rows are sorted, so windows with the same prefix are neighbours.
     pub fn histograms(&self) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+        let (width, m) = (self.width(), self.m);
         let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut prefix_counts: HashTable<(usize, usize, u64)> = HashTable::new();
-        let m = self.m;
-        for (p, partition) in self.partitions.iter().enumerate() {
-            for slot in partition.table.iter() {
-                *joint.entry(slot.count).or_default() += 1;
-                let prefix = &partition.arena[slot.start..slot.start + m];
-                let hash = hash_window(prefix);
-                let arena_of = |q: usize| &self.partitions[q].arena;
-                match prefix_counts.find_mut(hash, |&(q, s, _)| &arena_of(q)[s..s + m] == prefix) {
-                    Some(entry) => entry.2 += slot.count,
-                    None => {
-                        prefix_counts.insert_unique(
-                            hash,
-                            (p, slot.start, slot.count),
-                            |&(q, s, _)| hash_window(&arena_of(q)[s..s + m]),
-                        );
-                    }
-                }
+        let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut prefix_run = 0u64;
+        for (i, &count) in self.counts.iter().enumerate() {
+            *joint.entry(count).or_default() += 1;
+            prefix_run += count;
+            let this = &self.rows[i * width..i * width + m];
+            let next = self.rows.get((i + 1) * width..(i + 1) * width + m);
+            if next != Some(this) {
+                *prefix.entry(prefix_run).or_default() += 1;
+                prefix_run = 0;
             }
         }
-        let mut marginal: BTreeMap<u64, u64> = BTreeMap::new();
-        for &(_, _, count) in prefix_counts.iter() {
-            *marginal.entry(count).or_default() += 1;
+        (joint, prefix)
+    }
+}
+
+/// The distinct rows of `rows` (m + 1 = `width` ids each, each counted once),
+/// sorted, with how often each occurs; packed rows are sorted in parallel on the
+/// current rayon pool (the result is the same for any number of threads).
+fn counted_rows(rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
+    match Packing::of(rows, width) {
+        Some(packing) if packing.bits * width <= 64 => packing.counted::<u64>(rows, width),
+        Some(packing) => packing.counted::<u128>(rows, width),
+        None => sorted_distinct(rows, &vec![1; rows.len() / width], width),
+    }
+}
+
+/// The distinct rows of `rows` (m + 1 = `width` ids each), sorted, with their
+/// counts summed: packed into integer keys where the ids' range allows, else
+/// sorted as rows.
+fn sorted_distinct(rows: &[i64], counts: &[u64], width: usize) -> (Vec<i64>, Vec<u64>) {
+    let mut order: Vec<(Vec<i64>, u64)> = Vec::new();
+    if let Some(packing) = Packing::of(rows, width) {
+        if packing.bits * width <= 64 {
+            return packing.sorted_distinct::<u64>(rows, counts);
         }
-        (joint, marginal)
+        if packing.bits * width <= 128 {
+            return packing.sorted_distinct::<u128>(rows, counts);
+        }
+    }
+    order.extend(
+        rows.chunks_exact(width)
+            .map(|row| row.to_vec())
+            .zip(counts.iter().copied()),
+    );
+    order.sort_unstable();
+    let mut out_rows = Vec::with_capacity(rows.len());
+    let mut out_counts: Vec<u64> = Vec::with_capacity(counts.len());
+    for (row, count) in order {
+        if out_counts.last().is_some() && out_rows[out_rows.len() - width..] == row[..] {
+            *out_counts.last_mut().expect("a count") += count;
+        } else {
+            out_rows.extend_from_slice(&row);
+            out_counts.push(count);
+        }
+    }
+    (out_rows, out_counts)
+}
+
+/// Rows packed into one integer each: every id minus the smallest, in `bits`
+/// bits, the first id highest, so that integer order is row order.
+struct Packing {
+    low: i64,
+    bits: usize,
+}
+
+/// The integer types rows pack into.
+trait Key: Copy + Ord + Send + Sync {
+    fn push(self, bits: usize, value: u64) -> Self;
+    fn field(self, shift: usize, mask: u64) -> u64;
+    const ZERO: Self;
+}
+
+impl Key for u64 {
+    fn push(self, bits: usize, value: u64) -> Self {
+        (self << bits) | value
+    }
+    fn field(self, shift: usize, mask: u64) -> u64 {
+        (self >> shift) & mask
+    }
+    const ZERO: Self = 0;
+}
+
+impl Key for u128 {
+    fn push(self, bits: usize, value: u64) -> Self {
+        (self << bits) | value as u128
+    }
+    fn field(self, shift: usize, mask: u64) -> u64 {
+        ((self >> shift) as u64) & mask
+    }
+    const ZERO: Self = 0;
+}
+
+impl Packing {
+    fn of(rows: &[i64], width: usize) -> Option<Self> {
+        let low = *rows.iter().min()?;
+        let high = *rows.iter().max()?;
+        let bits = (64 - (high.wrapping_sub(low) as u64).leading_zeros() as usize).max(1);
+        (bits * width <= 128).then_some(Self { low, bits })
+    }
+
+    fn pack<K: Key>(&self, row: &[i64]) -> K {
+        row.iter().fold(K::ZERO, |key, &id| {
+            key.push(self.bits, id.wrapping_sub(self.low) as u64)
+        })
+    }
+
+    fn counted<K: Key>(&self, rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
+        let mut keys: Vec<K> = rows.chunks_exact(width).map(|row| self.pack(row)).collect();
+        keys.par_sort_unstable();
+        let mask = if self.bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.bits) - 1
+        };
+        let mut out_rows = Vec::new();
+        let mut out_counts: Vec<u64> = Vec::new();
+        for (i, &key) in keys.iter().enumerate() {
+            if i > 0 && keys[i - 1] == key {
+                *out_counts.last_mut().expect("a count") += 1;
+                continue;
+            }
+            out_rows.extend(
+                (0..width)
+                    .rev()
+                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
+            );
+            out_counts.push(1);
+        }
+        (out_rows, out_counts)
+    }
+
+    fn sorted_distinct<K: Key>(&self, rows: &[i64], counts: &[u64]) -> (Vec<i64>, Vec<u64>) {
+        let width = rows.len() / counts.len().max(1);
+        let mut keyed: Vec<(K, u64)> = rows
+            .chunks_exact(width)
+            .map(|row| self.pack(row))
+            .zip(counts.iter().copied())
+            .collect();
+        keyed.sort_unstable_by_key(|&(key, _)| key);
+        let mask = if self.bits == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.bits) - 1
+        };
+        let mut out_rows = Vec::with_capacity(rows.len());
+        let mut out_counts: Vec<u64> = Vec::with_capacity(counts.len());
+        let mut last: Option<K> = None;
+        for (key, count) in keyed {
+            if last == Some(key) {
+                *out_counts.last_mut().expect("a count") += count;
+                continue;
+            }
+            last = Some(key);
+            out_rows.extend(
+                (0..width)
+                    .rev()
+                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
+            );
+            out_counts.push(count);
+        }
+        (out_rows, out_counts)
     }
 }
 
@@ -428,7 +502,7 @@ fn sum_c_ln_c(histogram: &[(u64, u64)]) -> f64 {
 /// [`exact_sum`] of a slice, in parallel: each chunk's non-overlapping partials
 /// sum exactly to the chunk's sum, so the exactly rounded sum of all of them is
 /// the exactly rounded total, for any number of threads. None when a value is
-/// NaN or infinite.
+/// NaN or infinite, or the sum overflows.
 pub fn parallel_exact_sum(values: &[f64], pool: &ThreadPool) -> Option<f64> {
     let partials: Vec<Vec<f64>> = pool.install(|| {
         values
@@ -441,7 +515,8 @@ pub fn parallel_exact_sum(values: &[f64], pool: &ThreadPool) -> Option<f64> {
             })
             .collect::<Option<_>>()
     })?;
-    Some(exact_sum(partials.into_iter().flatten()))
+    // an intermediate overflow (math.fsum raises OverflowError there) gives no value
+    Some(exact_sum(partials.into_iter().flatten())).filter(|total| total.is_finite())
 }
 
 /// The sum of finite floats, exactly rounded to nearest (ties to even):
@@ -471,7 +546,9 @@ fn partials(values: impl Iterator<Item = f64>) -> Vec<f64> {
             x = hi;
         }
         partials.truncate(kept);
-        partials.push(x);
+        if x != 0.0 {
+            partials.push(x); // as math.fsum: a zero adds nothing, so fsum([-0.0]) is 0.0
+        }
     }
     partials
 }
@@ -667,6 +744,11 @@ mod tests {
             None
         );
         assert_eq!(parallel_exact_sum(&[], &pool(1).unwrap()), Some(0.0));
+        assert_eq!(parallel_exact_sum(&[1e308, 1e308], &pool(1).unwrap()), None);
+        assert_eq!(
+            parallel_exact_sum(&[-0.0], &pool(1).unwrap()).map(f64::to_bits),
+            Some(0)
+        );
     }
 
     #[test]

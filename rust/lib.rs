@@ -96,7 +96,9 @@ fn lz_batch<'py>(
         let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
         batch.check_lengths(max_len)?;
         let pool = pool(threads)?;
-        let sums = py.detach(|| batch.map(&pool, max_len, |s, seq| coding::lz_lambda_sum(seq, s)));
+        // the window walk of ApEn(2) gives the sum (see `stats::user_stats`)
+        let sums =
+            py.detach(|| batch.map(&pool, max_len, |s, seq| stats::user_stats(seq, 2, s).lz_sum));
         Ok(sums.into_pyarray(py))
     })
 }
@@ -154,7 +156,7 @@ fn user_stats_batch<'py>(
 }
 
 /// The sum of finite floats, exactly rounded (the value of Python's `math.fsum`);
-/// None when a value is NaN or infinite, whose sums `math.fsum` defines itself.
+/// None when a value is NaN or infinite or the sum overflows: `math.fsum` decides those.
 #[pyfunction]
 #[pyo3(signature = (values, threads=0))]
 fn exact_sum(
@@ -523,7 +525,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(partition_keys, m)?)?;
     m.add_function(wrap_pyfunction!(partition_strings, m)?)?;
     m.add_class::<WindowCounts>()?;
-    m.add("PARTITIONS", blocks::PARTITIONS)?;
     m.add("MAX_M", error::MAX_M)?;
     m.add("MAX_THREADS", error::MAX_THREADS)?;
     m.add("MAX_PARTITIONS", partition::MAX_PARTITIONS)?;

@@ -11,7 +11,6 @@ RuntimeError naming the function, never a PanicException.
 import numpy as np
 import numpy.typing as npt
 
-PARTITIONS: int
 MAX_M: int  # largest m accepted (windows of m + 1 items)
 MAX_THREADS: int  # most threads one call may ask for
 MAX_PARTITIONS: int
@@ -50,8 +49,9 @@ def user_stats(
     """(apen, lz_lambda_sums, sequence_hashes) in one visit of each sequence: the
     first two over each sequence's last ``max_len`` items, the hash over all of it."""
 
-def exact_sum(values: npt.NDArray[np.float64]) -> float | None:
-    """The exactly rounded sum (``math.fsum``'s value); None when a value is NaN or infinite."""
+def exact_sum(values: npt.NDArray[np.float64], threads: int = 0) -> float | None:
+    """The exactly rounded sum (``math.fsum``'s value), the same for any ``threads``;
+    None when a value is NaN or infinite or the sum overflows (``math.fsum`` decides those)."""
 
 def partition_windows(
     offsets: npt.NDArray[np.int64],

@@ -124,7 +124,8 @@ def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool, not_grouped
             if broken >= 0:
                 raise not_grouped(
                     f"{spec.path}: user {rows.users[broken]} reappears in row {row_number + broken + 1} "
-                    "after other users' rows; the file is not grouped by user (use grouped=None or False)"
+                    "after other users' rows; the file is not grouped by user"
+                    + (" (read it with grouped=False)" if not_grouped is NotGroupedError else " (use grouped=None or False)")
                 )
             row_number += len(rows)
             first_head = 0
