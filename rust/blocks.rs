@@ -229,12 +229,17 @@ struct Packing {
 
 /// The integer types rows pack into.
 trait Key: Copy + Ord + Send + Sync {
+    /// Sorts keys below 2^bits.
+    fn sort(keys: &mut Vec<Self>, bits: usize);
     fn push(self, bits: usize, value: u64) -> Self;
     fn field(self, shift: usize, mask: u64) -> u64;
     const ZERO: Self;
 }
 
 impl Key for u64 {
+    fn sort(keys: &mut Vec<Self>, bits: usize) {
+        radix_sort(keys, bits);
+    }
     fn push(self, bits: usize, value: u64) -> Self {
         (self << bits) | value
     }
@@ -245,6 +250,9 @@ impl Key for u64 {
 }
 
 impl Key for u128 {
+    fn sort(keys: &mut Vec<Self>, _bits: usize) {
+        keys.par_sort_unstable();
+    }
     fn push(self, bits: usize, value: u64) -> Self {
         (self << bits) | value as u128
     }
@@ -270,7 +278,7 @@ impl Packing {
 
     fn counted<K: Key>(&self, rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
         let mut keys: Vec<K> = rows.chunks_exact(width).map(|row| self.pack(row)).collect();
-        keys.par_sort_unstable();
+        K::sort(&mut keys, self.bits * width);
         let mask = if self.bits == 64 {
             u64::MAX
         } else {
@@ -390,41 +398,66 @@ pub fn row_histograms(
     })
 }
 
-/// Where every id of the bag lies within 2^b of the smallest, with (m + 1)·b at
-/// most 128, each row packed into one integer of b bits per id (id minus the
-/// smallest, first id highest): equal rows give equal keys and the prefix is the
-/// key's high bits, so sorting integers gives both histograms. None otherwise.
+/// Where the ids of the bag allow (see [`Packing`]), each row packed into one
+/// integer key: equal rows give equal keys and the prefix is the key's high
+/// bits, so sorting integers gives both histograms. None otherwise.
 fn packed_histograms(
     flat: &[i64],
     width: usize,
 ) -> Option<(BTreeMap<u64, u64>, BTreeMap<u64, u64>)> {
-    let low = *flat.iter().min()?;
-    let high = *flat.iter().max()?;
-    let range = high.wrapping_sub(low) as u64; // exact: high - low < 2^64
-    let bits = (64 - range.leading_zeros() as usize).max(1);
-    let offset = |id: i64| id.wrapping_sub(low) as u64;
-    if width * bits <= 64 {
-        let keys = flat
+    let packing = Packing::of(flat, width)?;
+    let bits = packing.bits;
+    if bits * width <= 64 {
+        let mut keys: Vec<u64> = flat
             .chunks_exact(width)
-            .map(|row| row.iter().fold(0u64, |key, &id| (key << bits) | offset(id)));
-        Some(key_histograms(keys.collect(), |key| key >> bits))
-    } else if width * bits <= 128 {
-        let keys = flat.chunks_exact(width).map(|row| {
-            row.iter()
-                .fold(0u128, |key, &id| (key << bits) | offset(id) as u128)
-        });
-        Some(key_histograms(keys.collect(), |key| key >> bits))
+            .map(|row| packing.pack(row))
+            .collect();
+        radix_sort(&mut keys, bits * width);
+        Some(key_histograms(&keys, |key| key >> bits))
     } else {
-        None
+        let mut keys: Vec<u128> = flat
+            .chunks_exact(width)
+            .map(|row| packing.pack(row))
+            .collect();
+        keys.sort_unstable();
+        Some(key_histograms(&keys, |key| key >> bits))
     }
 }
 
-/// Both histograms of packed rows, whose prefix is `prefix_of(key)`.
+/// Sorts keys below 2^bits: least significant digit first, 11 bits a pass (the
+/// digit counts stay in the L1 cache), a few linear passes instead of a
+/// comparison sort's log n; short inputs take the comparison sort.
+fn radix_sort(keys: &mut Vec<u64>, bits: usize) {
+    const DIGIT: usize = 11;
+    const MASK: u64 = (1 << DIGIT) - 1;
+    if keys.len() < 1 << 12 {
+        keys.sort_unstable();
+        return;
+    }
+    let mut sorted = vec![0u64; keys.len()];
+    for shift in (0..bits).step_by(DIGIT) {
+        let mut starts = [0usize; 1 << DIGIT];
+        for &key in keys.iter() {
+            starts[((key >> shift) & MASK) as usize] += 1;
+        }
+        let mut next = 0;
+        for start in starts.iter_mut() {
+            (*start, next) = (next, next + *start);
+        }
+        for &key in keys.iter() {
+            let digit = ((key >> shift) & MASK) as usize;
+            sorted[starts[digit]] = key;
+            starts[digit] += 1;
+        }
+        std::mem::swap(keys, &mut sorted);
+    }
+}
+
+/// Both histograms of sorted packed rows, whose prefix is `prefix_of(key)`.
 fn key_histograms<K: Ord + Copy>(
-    mut keys: Vec<K>,
+    keys: &[K],
     prefix_of: impl Fn(K) -> K,
 ) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
-    keys.sort_unstable();
     let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
     let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
     let (mut run, mut prefix_run) = (0u64, 0u64);
@@ -673,6 +706,30 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(parts.to_arrays(), whole.to_arrays());
+    }
+
+    #[test]
+    fn radix_sort_sorts() {
+        let mut state = 5u64;
+        for bits in [1usize, 11, 12, 51, 64] {
+            let mask = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            let mut keys: Vec<u64> = (0..50_000)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    state & mask
+                })
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            radix_sort(&mut keys, bits);
+            assert_eq!(keys, want, "bits={bits}");
+        }
     }
 
     #[test]

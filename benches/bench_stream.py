@@ -1,0 +1,162 @@
+"""`perflaw.data_quality(path)` against pyarrow's own read of the same columns, per format.
+
+Run (each case in a fresh process, the file already in the page cache; best of --repeats)::
+
+    python benches/bench_stream.py [--tokens 50000000] [--formats parquet csv sasrec] [--repeats 3]
+    python benches/bench_stream.py --tokens 1000000000 --formats parquet --repeats 1 --tmp DIR
+
+Writes a log of --tokens Zipf(1.2) items (ids mod 100,000, users of --length items, each
+user's rows contiguous) as Parquet (row groups of 1M rows), CSV (user,item with a header) or
+sasrec text (one line per user), then times
+
+* the baseline: the quicker of two ways pyarrow reads the user and item columns into numpy
+  (Parquet: ``ParquetFile.iter_batches`` or ``read_table``; CSV: ``open_csv`` streamed or
+  ``read_csv`` whole; sasrec: ``open_csv`` of the lines, ``split_pattern`` and a cast);
+* ``perflaw.data_quality(path, m=2, threads=2)`` with the block entropy off and on.
+
+Peak RSS is the whole process's (ru_maxrss). The file is generated, never committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
+import pyarrow.parquet as pq
+
+SUFFIX = {"parquet": ".parquet", "csv": ".csv", "sasrec": ".txt"}
+CHUNK_USERS = 200_000
+
+READERS = {
+    "parquet": {
+        "iter_batches": """
+f = pq.ParquetFile(path)
+for b in f.iter_batches(batch_size=2_000_000, columns=["user", "item"]):
+    b.column(0).to_numpy(); b.column(1).to_numpy()""",
+        "read_table": """
+t = pq.read_table(path, columns=["user", "item"])
+t.column(0).to_numpy(); t.column(1).to_numpy()""",
+    },
+    "csv": {
+        "open_csv": """
+for b in pv.open_csv(path, read_options=pv.ReadOptions(block_size=64 << 20)):
+    b.column(0).to_numpy(); b.column(1).to_numpy()""",
+        "read_csv": """
+t = pv.read_csv(path)
+t.column(0).to_numpy(); t.column(1).to_numpy()""",
+    },
+    "sasrec": {
+        "open_csv + split": """
+options = (pv.ReadOptions(column_names=["line"], block_size=64 << 20), pv.ParseOptions(delimiter="\\t"),
+           pv.ConvertOptions(column_types={"line": pa.string()}))
+for b in pv.open_csv(path, *options):
+    tokens = pc.split_pattern(b.column(0), " ")
+    pc.list_flatten(tokens).cast(pa.int64()).to_numpy(); pc.list_value_length(tokens).to_numpy()""",
+    },
+}
+
+MEASURE = """
+import json, resource, time
+import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.csv as pv, pyarrow.parquet as pq
+import perflaw  # imported before the clock starts, like pyarrow
+path = {path!r}
+start = time.perf_counter()
+{body}
+print(json.dumps({{"seconds": time.perf_counter() - start,
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+PERFLAW = """
+q = perflaw.data_quality(path, m=2, block_entropy={block}, threads=2)
+assert q.tokens == {tokens}"""
+
+
+def write_log(path: Path, form: str, tokens: int, length: int, seed: int = 0) -> None:
+    """Zipf items, users of ``length`` items with contiguous rows, written chunk by chunk."""
+    rng = np.random.default_rng(seed)
+    users = tokens // length
+    schema = pa.schema([("user", pa.int64()), ("item", pa.int64())])
+    writer = pq.ParquetWriter(path, schema) if form == "parquet" else None
+    text = open(path, "w") if form == "sasrec" else None
+    csv = pv.CSVWriter(path, schema) if form == "csv" else None
+    try:
+        for first in range(0, users, CHUNK_USERS):
+            n = min(CHUNK_USERS, users - first)
+            item = (rng.zipf(1.2, size=n * length) % 100_000 + 1).astype(np.int64)
+            user = np.repeat(np.arange(first, first + n, dtype=np.int64), length)
+            if form == "sasrec":
+                columns = [pa.array(np.arange(first, first + n)).cast(pa.string())]
+                columns += [pa.array(item[k::length]).cast(pa.string()) for k in range(length)]
+                text.write("\n".join(pc.binary_join_element_wise(*columns, " ").to_pylist()) + "\n")
+                continue
+            table = pa.table({"user": user, "item": item}, schema=schema)
+            if writer is not None:
+                for start in range(0, len(table), 1_000_000):
+                    writer.write_table(table.slice(start, 1_000_000))
+            else:
+                csv.write_table(table)
+    finally:
+        for handle in (writer, text, csv):
+            if handle is not None:
+                handle.close()
+
+
+def run(path: Path, body: str) -> dict:
+    code = MEASURE.format(path=str(path), body=body.strip("\n"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def best(path: Path, body: str, repeats: int) -> dict:
+    runs = [run(path, body) for _ in range(repeats)]
+    return {"seconds": min(r["seconds"] for r in runs), "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=50_000_000)
+    parser.add_argument("--length", type=int, default=50)
+    parser.add_argument("--formats", nargs="+", default=["parquet", "csv", "sasrec"], choices=sorted(SUFFIX))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tmp", default=None, help="folder for the generated files (default: system temp)")
+    args = parser.parse_args()
+    tokens = args.tokens // args.length * args.length
+    print(f"{tokens:,} tokens, {tokens // args.length:,} users x {args.length}, Zipf(1.2) ids mod 100,000; "
+          f"best of {args.repeats}, each in a fresh process; load average {os.getloadavg()[0]:.2f}")
+    print("\n| format | file | pyarrow read (fastest way) | data_quality, block entropy off | "
+          "data_quality, block entropy on | peak RSS off / on |")
+    print("|---|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for form in args.formats:
+            path = Path(tmp) / f"log{SUFFIX[form]}"
+            started = time.perf_counter()
+            write_log(path, form, tokens, args.length)
+            written = time.perf_counter() - started
+            subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+            reads = {name: best(path, body, args.repeats) for name, body in READERS[form].items()}
+            fastest = min(reads, key=lambda name: reads[name]["seconds"])
+            read = reads[fastest]["seconds"]
+            off = best(path, PERFLAW.format(block=False, tokens=tokens), args.repeats)
+            on = best(path, PERFLAW.format(block=True, tokens=tokens), args.repeats)
+            size = path.stat().st_size / 2**20
+            print(f"| {form} | {size:,.0f} MiB (written in {written:.0f} s) | {read:.2f} s ({fastest}) "
+                  f"| {off['seconds']:.2f} s (**{off['seconds'] / read:.2f}x**) "
+                  f"| {on['seconds']:.2f} s (**{on['seconds'] / read:.2f}x**) "
+                  f"| {off['peak_rss_mib']:,.0f} / {on['peak_rss_mib']:,.0f} MiB |", flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
