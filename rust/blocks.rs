@@ -17,12 +17,13 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
+use crate::packing::{radix_sort, Packing};
 use crate::partition;
+use crate::sums::exact_sum;
 
 /// Exact counts of all windows of length m + 1 seen so far.
 #[derive(Clone)]
@@ -220,120 +221,6 @@ fn sorted_distinct(rows: &[i64], counts: &[u64], width: usize) -> (Vec<i64>, Vec
     (out_rows, out_counts)
 }
 
-/// Rows packed into one integer each: every id minus the smallest, in `bits`
-/// bits, the first id highest, so that integer order is row order.
-struct Packing {
-    low: i64,
-    bits: usize,
-}
-
-/// The integer types rows pack into.
-trait Key: Copy + Ord + Send + Sync {
-    /// Sorts keys below 2^bits.
-    fn sort(keys: &mut Vec<Self>, bits: usize);
-    fn push(self, bits: usize, value: u64) -> Self;
-    fn field(self, shift: usize, mask: u64) -> u64;
-    const ZERO: Self;
-}
-
-impl Key for u64 {
-    fn sort(keys: &mut Vec<Self>, bits: usize) {
-        radix_sort(keys, bits);
-    }
-    fn push(self, bits: usize, value: u64) -> Self {
-        (self << bits) | value
-    }
-    fn field(self, shift: usize, mask: u64) -> u64 {
-        (self >> shift) & mask
-    }
-    const ZERO: Self = 0;
-}
-
-impl Key for u128 {
-    fn sort(keys: &mut Vec<Self>, _bits: usize) {
-        keys.par_sort_unstable();
-    }
-    fn push(self, bits: usize, value: u64) -> Self {
-        (self << bits) | value as u128
-    }
-    fn field(self, shift: usize, mask: u64) -> u64 {
-        ((self >> shift) as u64) & mask
-    }
-    const ZERO: Self = 0;
-}
-
-impl Packing {
-    fn of(rows: &[i64], width: usize) -> Option<Self> {
-        let low = *rows.iter().min()?;
-        let high = *rows.iter().max()?;
-        let bits = (64 - (high.wrapping_sub(low) as u64).leading_zeros() as usize).max(1);
-        (bits * width <= 128).then_some(Self { low, bits })
-    }
-
-    fn pack<K: Key>(&self, row: &[i64]) -> K {
-        row.iter().fold(K::ZERO, |key, &id| {
-            key.push(self.bits, id.wrapping_sub(self.low) as u64)
-        })
-    }
-
-    fn counted<K: Key>(&self, rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
-        let mut keys: Vec<K> = rows.chunks_exact(width).map(|row| self.pack(row)).collect();
-        K::sort(&mut keys, self.bits * width);
-        let mask = if self.bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.bits) - 1
-        };
-        let mut out_rows = Vec::new();
-        let mut out_counts: Vec<u64> = Vec::new();
-        for (i, &key) in keys.iter().enumerate() {
-            if i > 0 && keys[i - 1] == key {
-                *out_counts.last_mut().expect("a count") += 1;
-                continue;
-            }
-            out_rows.extend(
-                (0..width)
-                    .rev()
-                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
-            );
-            out_counts.push(1);
-        }
-        (out_rows, out_counts)
-    }
-
-    fn sorted_distinct<K: Key>(&self, rows: &[i64], counts: &[u64]) -> (Vec<i64>, Vec<u64>) {
-        let width = rows.len() / counts.len().max(1);
-        let mut keyed: Vec<(K, u64)> = rows
-            .chunks_exact(width)
-            .map(|row| self.pack(row))
-            .zip(counts.iter().copied())
-            .collect();
-        keyed.sort_unstable_by_key(|&(key, _)| key);
-        let mask = if self.bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.bits) - 1
-        };
-        let mut out_rows = Vec::with_capacity(rows.len());
-        let mut out_counts: Vec<u64> = Vec::with_capacity(counts.len());
-        let mut last: Option<K> = None;
-        for (key, count) in keyed {
-            if last == Some(key) {
-                *out_counts.last_mut().expect("a count") += count;
-                continue;
-            }
-            last = Some(key);
-            out_rows.extend(
-                (0..width)
-                    .rev()
-                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
-            );
-            out_counts.push(count);
-        }
-        (out_rows, out_counts)
-    }
-}
-
 /// Every window of m + 1 items of the batch, grouped by a hash of its m-item
 /// prefix into `partitions` groups: returns the windows flattened row-major,
 /// group after group, and the `partitions + 1` group bounds (in windows).
@@ -424,35 +311,6 @@ fn packed_histograms(
     }
 }
 
-/// Sorts keys below 2^bits: least significant digit first, 11 bits a pass (the
-/// digit counts stay in the L1 cache), a few linear passes instead of a
-/// comparison sort's log n; short inputs take the comparison sort.
-fn radix_sort(keys: &mut Vec<u64>, bits: usize) {
-    const DIGIT: usize = 11;
-    const MASK: u64 = (1 << DIGIT) - 1;
-    if keys.len() < 1 << 12 {
-        keys.sort_unstable();
-        return;
-    }
-    let mut sorted = vec![0u64; keys.len()];
-    for shift in (0..bits).step_by(DIGIT) {
-        let mut starts = [0usize; 1 << DIGIT];
-        for &key in keys.iter() {
-            starts[((key >> shift) & MASK) as usize] += 1;
-        }
-        let mut next = 0;
-        for start in starts.iter_mut() {
-            (*start, next) = (next, next + *start);
-        }
-        for &key in keys.iter() {
-            let digit = ((key >> shift) & MASK) as usize;
-            sorted[starts[digit]] = key;
-            starts[digit] += 1;
-        }
-        std::mem::swap(keys, &mut sorted);
-    }
-}
-
 /// Both histograms of sorted packed rows, whose prefix is `prefix_of(key)`.
 fn key_histograms<K: Ord + Copy>(
     keys: &[K],
@@ -530,89 +388,6 @@ fn sum_c_ln_c(histogram: &[(u64, u64)]) -> f64 {
             .filter(|&&(c, _)| c > 1)
             .map(|&(c, n)| (c as u128 * n as u128) as f64 * (c as f64).ln()),
     )
-}
-
-/// [`exact_sum`] of a slice, in parallel: each chunk's non-overlapping partials
-/// sum exactly to the chunk's sum, so the exactly rounded sum of all of them is
-/// the exactly rounded total, for any number of threads. None when a value is
-/// NaN or infinite, or the sum overflows.
-pub fn parallel_exact_sum(values: &[f64], pool: &ThreadPool) -> Option<f64> {
-    let partials: Vec<Vec<f64>> = pool.install(|| {
-        values
-            .par_chunks(1 << 16)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .all(|v| v.is_finite())
-                    .then(|| partials(chunk.iter().copied()))
-            })
-            .collect::<Option<_>>()
-    })?;
-    // an intermediate overflow (math.fsum raises OverflowError there) gives no value
-    Some(exact_sum(partials.into_iter().flatten())).filter(|total| total.is_finite())
-}
-
-/// The sum of finite floats, exactly rounded to nearest (ties to even):
-/// Shewchuk's non-overlapping partials, then a final correction for the
-/// half-way case, as in CPython's `math.fsum`.
-pub fn exact_sum(values: impl Iterator<Item = f64>) -> f64 {
-    round_partials(&partials(values))
-}
-
-/// Shewchuk's non-overlapping partials, smallest magnitude first: their exact
-/// (real) sum is the exact sum of the values.
-fn partials(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut partials: Vec<f64> = Vec::new();
-    for mut x in values {
-        let mut kept = 0;
-        for j in 0..partials.len() {
-            let mut y = partials[j];
-            if x.abs() < y.abs() {
-                std::mem::swap(&mut x, &mut y);
-            }
-            let hi = x + y;
-            let lo = y - (hi - x);
-            if lo != 0.0 {
-                partials[kept] = lo;
-                kept += 1;
-            }
-            x = hi;
-        }
-        partials.truncate(kept);
-        if x != 0.0 {
-            partials.push(x); // as math.fsum: a zero adds nothing, so fsum([-0.0]) is 0.0
-        }
-    }
-    partials
-}
-
-/// The exactly rounded value of the sum of non-overlapping partials.
-fn round_partials(partials: &[f64]) -> f64 {
-    let Some(mut n) = partials.len().checked_sub(1) else {
-        return 0.0;
-    };
-    let mut hi = partials[n];
-    let mut lo = 0.0;
-    while n > 0 {
-        let x = hi;
-        n -= 1;
-        let y = partials[n];
-        hi = x + y;
-        lo = y - (hi - x);
-        if lo != 0.0 {
-            break;
-        }
-    }
-    // Round half to even: when the rest below `lo` has lo's sign, the true
-    // sum is past the half-way point that `hi + lo` rounded away from.
-    if n > 0 && ((lo < 0.0 && partials[n - 1] < 0.0) || (lo > 0.0 && partials[n - 1] > 0.0)) {
-        let y = lo * 2.0;
-        let x = hi + y;
-        if y == x - hi {
-            hi = x;
-        }
-    }
-    hi
 }
 
 #[cfg(test)]
@@ -709,30 +484,6 @@ mod tests {
     }
 
     #[test]
-    fn radix_sort_sorts() {
-        let mut state = 5u64;
-        for bits in [1usize, 11, 12, 51, 64] {
-            let mask = if bits == 64 {
-                u64::MAX
-            } else {
-                (1u64 << bits) - 1
-            };
-            let mut keys: Vec<u64> = (0..50_000)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    state & mask
-                })
-                .collect();
-            let mut want = keys.clone();
-            want.sort_unstable();
-            radix_sort(&mut keys, bits);
-            assert_eq!(keys, want, "bits={bits}");
-        }
-    }
-
-    #[test]
     fn packed_and_row_sorts_give_the_same_histograms() {
         let seqs = sample();
         let (offsets, items) = csr(&seqs);
@@ -779,49 +530,7 @@ mod tests {
     }
 
     #[test]
-    fn parallel_exact_sum_equals_the_sequential_one() {
-        let mut state = 9u64;
-        let values: Vec<f64> = (0..300_000)
-            .map(|k| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let magnitude = 10f64.powi((state >> 59) as i32 * 4 - 30);
-                let sign = if k % 2 == 0 { 1.0 } else { -1.0 };
-                sign * magnitude * ((state >> 11) as f64 / (1u64 << 53) as f64)
-            })
-            .collect();
-        let sequential = exact_sum(values.iter().copied());
-        for threads in [1, 2, 5] {
-            let got = parallel_exact_sum(&values, &pool(threads).unwrap()).unwrap();
-            assert_eq!(got.to_bits(), sequential.to_bits(), "threads={threads}");
-        }
-        assert_eq!(
-            parallel_exact_sum(&[1.0, f64::NAN], &pool(1).unwrap()),
-            None
-        );
-        assert_eq!(parallel_exact_sum(&[], &pool(1).unwrap()), Some(0.0));
-        assert_eq!(parallel_exact_sum(&[1e308, 1e308], &pool(1).unwrap()), None);
-        assert_eq!(
-            parallel_exact_sum(&[-0.0], &pool(1).unwrap()).map(f64::to_bits),
-            Some(0)
-        );
-    }
-
-    #[test]
-    fn exact_sum_rounds_like_python_fsum() {
-        // Values from Python: math.fsum of each list.
-        assert_eq!(exact_sum([0.1; 10].into_iter()), 1.0);
-        assert_eq!(exact_sum([1e100, 1.0, -1e100].into_iter()), 1.0);
-        assert_eq!(
-            exact_sum([1.0, 1e-16, 1e-16].into_iter()),
-            1.000_000_000_000_000_2
-        );
-        assert_eq!(
-            exact_sum([1.0, 2f64.powi(-53), 2f64.powi(-106)].into_iter()),
-            1.000_000_000_000_000_2
-        );
-        assert_eq!(exact_sum([].into_iter()), 0.0);
+    fn entropy_of_small_histograms() {
         assert!(entropy_from_histograms(&[], &[]).is_nan());
         // one prefix followed by two items, twice each: H = ln 2
         let h = entropy_from_histograms(&[(2, 2)], &[(4, 1)]);

@@ -12,9 +12,11 @@ pub mod coding;
 pub mod dense;
 pub mod error;
 pub mod fingerprint;
+pub mod packing;
 pub mod partition;
 pub mod spill;
 pub mod stats;
+pub mod sums;
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use std::panic::{self, AssertUnwindSafe};
@@ -167,7 +169,25 @@ fn exact_sum(
     guard("exact_sum", || {
         let values = values.as_slice()?;
         let pool = pool(threads)?;
-        Ok(py.detach(|| blocks::parallel_exact_sum(values, &pool)))
+        Ok(py.detach(|| sums::parallel_exact_sum(values, &pool)))
+    })
+}
+
+/// A few floats whose exact sum is that of `values` (their `exact_sum` is that of
+/// the values, also after concatenating several such arrays); None when a value
+/// is NaN or infinite or a partial overflows.
+#[pyfunction]
+#[pyo3(signature = (values, threads=0))]
+fn exact_partials<'py>(
+    py: Python<'py>,
+    values: PyReadonlyArray1<'py, f64>,
+    threads: usize,
+) -> PyResult<Option<Bound<'py, PyArray1<f64>>>> {
+    guard("exact_partials", || {
+        let values = values.as_slice()?;
+        let pool = pool(threads)?;
+        let partials = py.detach(|| sums::parallel_partials(values, &pool));
+        Ok(partials.map(|p| p.into_pyarray(py)))
     })
 }
 
@@ -518,6 +538,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_function(wrap_pyfunction!(user_stats_batch, m)?)?;
     m.add_function(wrap_pyfunction!(exact_sum, m)?)?;
+    m.add_function(wrap_pyfunction!(exact_partials, m)?)?;
     m.add_class::<WindowWriter>()?;
     m.add_function(wrap_pyfunction!(partition_windows, m)?)?;
     m.add_function(wrap_pyfunction!(window_histograms, m)?)?;

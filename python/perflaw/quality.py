@@ -401,14 +401,17 @@ class QualityParts:
                 raise PerflawError("cannot merge parts with and without block-entropy window counts")
         windows = None
         if first.windows is not None:
-            windows = _core.WindowCounts(first.m)
-            for part in parts:
-                windows.merge(part.windows)
+            # one table from all parts' windows at once (merging one by one would copy the table each time)
+            arrays = [part.windows.to_arrays() for part in parts]
+            rows = np.concatenate([rows.reshape(-1) for rows, _ in arrays])
+            windows = _core.WindowCounts.from_arrays(first.m, rows, np.concatenate([counts for _, counts in arrays]))
+        lengths = np.concatenate([p.lengths for p in parts])
+        untruncated = all(p.raw_lengths is p.lengths for p in parts)  # max_len None: one array, not two
         return QualityParts(
             m=first.m,
             max_len=first.max_len,
-            lengths=np.concatenate([p.lengths for p in parts]),
-            raw_lengths=np.concatenate([p.raw_lengths for p in parts]),
+            lengths=lengths,
+            raw_lengths=lengths if untruncated else np.concatenate([p.raw_lengths for p in parts]),
             apen=np.concatenate([p.apen for p in parts]),
             lz_sums=np.concatenate([p.lz_sums for p in parts]),
             windows=windows,
@@ -511,56 +514,116 @@ def _fsum(values: np.ndarray) -> float:
     return math.fsum(values.tolist()) if total is None else total
 
 
-def _mean(values: np.ndarray) -> float:
-    return _fsum(values) / len(values) if len(values) else math.nan
+def _partials(values: np.ndarray) -> np.ndarray:
+    """Floats whose exact sum is that of ``values``, usually a handful: the ``_fsum`` of
+    several such arrays put together is the ``_fsum`` of all their values, bit for bit."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    partials = _core.exact_partials(values)
+    return values if partials is None else partials  # NaN, inf or overflow: math.fsum decides later
 
 
 def _median(values: np.ndarray) -> float:
     return float(np.median(values)) if len(values) else math.nan
 
 
+@dataclass
+class _Terms:
+    """What the summary needs of some users: counts, exact partial sums, and the values
+    whose medians it reports. Terms of disjoint users concatenate into the whole's."""
+
+    users: int
+    tokens: int
+    raw_tokens: int
+    defined: int  # users whose ApEn is defined
+    valid: int  # users whose ApEn′ is finite
+    lz_denominator: int  # Σ Σ Λ over users with two items or more
+    sums: dict[str, np.ndarray]  # partials of Σ ApEn, Σ |ApEn|, Σ ApEn′, D′, Σ N ln N
+    values: dict[str, np.ndarray]  # ApEn and LZ rate of each user that has one, for the medians
+
+    @classmethod
+    def of(cls, lengths: np.ndarray, raw_lengths: np.ndarray, apen_values: np.ndarray, lz_sums: np.ndarray) -> "_Terms":
+        defined = ~np.isnan(apen_values)
+        signed = apen_values[defined]
+        magnitude = np.abs(signed)
+        prime = apen_prime(apen_values)
+        valid = ~np.isnan(prime)
+        lz_ok = lengths >= 2
+        lz_n = lengths[lz_ok].astype(np.float64)
+        n_log_n = lz_n * np.log(lz_n)
+        lz_used = lz_sums[lz_ok]
+        return cls(
+            users=len(lengths),
+            tokens=int(lengths.sum()),
+            raw_tokens=int(raw_lengths.sum()),
+            defined=int(defined.sum()),
+            valid=int(valid.sum()),
+            lz_denominator=int(lz_used.sum()),
+            sums={
+                "apen": _partials(signed),
+                "abs": _partials(magnitude),
+                "prime": _partials(prime[valid]),
+                "d_prime": _partials(lengths[valid] * prime[valid]),
+                "n_log_n": _partials(n_log_n),
+            },
+            values={"apen": signed, "lz": n_log_n / lz_used.astype(np.float64)},
+        )
+
+    @staticmethod
+    def concat(terms: "list[_Terms]") -> "_Terms":
+        return _Terms(
+            users=sum(t.users for t in terms),
+            tokens=sum(t.tokens for t in terms),
+            raw_tokens=sum(t.raw_tokens for t in terms),
+            defined=sum(t.defined for t in terms),
+            valid=sum(t.valid for t in terms),
+            lz_denominator=sum(t.lz_denominator for t in terms),
+            sums={key: np.concatenate([t.sums[key] for t in terms]) for key in terms[0].sums},
+            values={key: np.concatenate([t.values[key] for t in terms]) for key in terms[0].values},
+        )
+
+
 def _summarize(parts: QualityParts, block: BlockHistograms | None) -> DataQuality:
     """The summary of ``parts`` (see :meth:`QualityParts.summarize`)."""
-    from perflaw import __version__
-
     if block is None and parts.windows is not None:
         block = BlockHistograms.from_counts(parts.windows)
-    users = len(parts.lengths)
-    if users == 0:
+    terms = _Terms.of(parts.lengths, parts.raw_lengths, parts.apen, parts.lz_sums)
+    return _finish(terms, parts.m, parts.max_len, block, combine_fingerprints(parts.fingerprint_states))
+
+
+def _finish(terms: _Terms, m: int, max_len: int | None, block: BlockHistograms | None, fingerprint: str) -> DataQuality:
+    """The DataQuality of the users whose terms these are."""
+    from perflaw import __version__
+
+    if terms.users == 0:
         raise PerflawError("no sequences: data quality needs at least one user")
-    defined = ~np.isnan(parts.apen)
-    signed = parts.apen[defined]
-    magnitude = np.abs(signed)
-    prime = apen_prime(parts.apen)
-    valid = ~np.isnan(prime)
-    tokens = int(parts.lengths.sum())
-    abs_mean = _mean(magnitude)
-    lz_ok = parts.lengths >= 2
-    lz_n = parts.lengths[lz_ok].astype(np.float64)
-    lz_rate = _fsum(lz_n * np.log(lz_n)) / float(parts.lz_sums[lz_ok].sum()) if lz_ok.any() else math.nan
+    mean = lambda key, count: _fsum(terms.sums[key]) / count if count else math.nan  # noqa: E731
+    abs_mean = mean("abs", terms.defined)
+    magnitude = np.abs(terms.values["apen"])
+    prime = 1.0 / magnitude[magnitude >= APEN_ZERO]  # apen_prime's values, where finite
+    lz_users = len(terms.values["lz"])
     return DataQuality(
-        users=users,
-        tokens=tokens,
-        raw_tokens=int(parts.raw_lengths.sum()),
-        m=parts.m,
-        max_len=parts.max_len,
-        apen_mean=_mean(signed),
-        apen_median=_median(signed),
+        users=terms.users,
+        tokens=terms.tokens,
+        raw_tokens=terms.raw_tokens,
+        m=m,
+        max_len=max_len,
+        apen_mean=mean("apen", terms.defined),
+        apen_median=_median(terms.values["apen"]),
         apen_abs_mean=abs_mean,
         apen_abs_median=_median(magnitude),
-        apen_prime=_mean(prime[valid]),
-        apen_prime_median=_median(prime[valid]),
-        d_prime=_fsum(parts.lengths[valid] * prime[valid]),
-        d_prime_pooled=tokens / abs_mean if abs_mean >= APEN_ZERO else math.nan,
-        excluded=int(users - valid.sum()),
-        excluded_short=int(users - defined.sum()),
-        excluded_zero=int(defined.sum() - valid.sum()),
-        lz_entropy_rate=lz_rate,
-        lz_entropy_rate_median=_median(_lz_rate(parts.lengths, parts.lz_sums)[lz_ok]),
+        apen_prime=mean("prime", terms.valid),
+        apen_prime_median=_median(prime),
+        d_prime=_fsum(terms.sums["d_prime"]),
+        d_prime_pooled=terms.tokens / abs_mean if abs_mean >= APEN_ZERO else math.nan,
+        excluded=terms.users - terms.valid,
+        excluded_short=terms.users - terms.defined,
+        excluded_zero=terms.defined - terms.valid,
+        lz_entropy_rate=_fsum(terms.sums["n_log_n"]) / float(terms.lz_denominator) if lz_users else math.nan,
+        lz_entropy_rate_median=_median(terms.values["lz"]),
         block_entropy=None if block is None else block.conditional_entropy(),
         block_windows=None if block is None else block.total,
         block_distinct=None if block is None else block.distinct,
-        fingerprint=combine_fingerprints(parts.fingerprint_states),
+        fingerprint=fingerprint,
         perflaw_version=__version__,
     )
 
@@ -667,7 +730,7 @@ def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
     kernel_threads = resolve_threads(threads)  # 0: all cores
     batches = iter_user_runs(path, **settings)
     first = next(batches)  # the reader has checked the file by now
-    parts: list[QualityParts] = []
+    parts: list[tuple[_Terms, tuple[int, int, int]]] = []
     with contextlib.ExitStack() as stack:
         spill = None
         if block_entropy:
@@ -676,10 +739,12 @@ def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
         # entered last, so left first: no batch is still being spilled when the spill closes
         worker = stack.enter_context(ThreadPoolExecutor(1))
 
-        def count(batch) -> QualityParts:
+        def count(batch) -> tuple[_Terms, tuple[int, int, int]]:
+            """The summary's terms of one batch, and its fingerprint state: all that is kept of it."""
             if spill is not None:
                 spill.add(batch.offsets, batch.keys, kernel_threads)
-            return QualityParts.from_runs(batch.offsets, batch.keys, m, max_len, threads, block_entropy=False)
+            part = QualityParts.from_runs(batch.offsets, batch.keys, m, max_len, threads, block_entropy=False)
+            return _Terms.of(part.lengths, part.raw_lengths, part.apen, part.lz_sums), part.fingerprint_states[0]
 
         # One batch is counted (the kernels release the GIL) while the next is
         # read: at most two batches are in memory.
@@ -691,4 +756,5 @@ def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
         block = None
         if spill is not None:
             block = spill.histograms(workers=kernel_threads or (os.cpu_count() or 1))
-    return QualityParts.combine(parts).summarize(block)
+    terms = _Terms.concat([batch_terms for batch_terms, _ in parts])
+    return _finish(terms, m, max_len, block, combine_fingerprints([state for _, state in parts]))
