@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -164,3 +166,13 @@ def zipf_batch(users: int, length: int, n_items: int = 100_000, exponent: float 
     items = (rng.zipf(exponent, size=users * length) % n_items + 1).astype(np.int64)
     offsets = np.arange(0, users * length + 1, length, dtype=np.int64)
     return offsets, items
+
+
+def best_of(fn, repeats: int) -> float:
+    """The shortest wall time of ``repeats`` calls of ``fn``, in seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best

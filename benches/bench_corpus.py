@@ -19,25 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import block_entropy_numpy, lz_sums_numpy, zipf_batch  # noqa: E402
+from baselines import best_of, block_entropy_numpy, lz_sums_numpy, zipf_batch  # noqa: E402
 
 from perflaw import _core  # noqa: E402
 from perflaw.blocks import WindowSpill  # noqa: E402
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def table_entropy(offsets, items, threads: int) -> float:

@@ -449,8 +449,6 @@ fn rank_items(seq: &[i64], scratch: &mut Scratch) -> usize {
     scratch.dense.len()
 }
 
-/// Ids 0, 1, ... for the entries of `counts` above 1, in order, ONCE for the others;
-/// returns how many there are.
 /// Counts the windows of one level by id (`s.next_ids`) and adds the level's
 /// Σ c·ln c to `sum_m` or `sum_m1` when it is level m or m + 1 (`s.repeated`
 /// then lists the ids that repeat); false when every window of this length is
@@ -479,6 +477,8 @@ fn count_level(
     true
 }
 
+/// Ids 0, 1, ... for the entries of `counts` above 1, in order, ONCE for the others;
+/// returns how many there are.
 fn compact_ids(counts: &[u32], ids: &mut Vec<u32>) -> usize {
     ids.clear();
     let mut next = 0u32;

@@ -69,32 +69,6 @@ impl WindowWriter {
             pool,
             &mut self.groups,
         );
-        // windows of a fixed width copy as a few moves, not a call to memcpy
-        match self.m + 1 {
-            2 => self.scatter::<2>(batch, max_len),
-            3 => self.scatter::<3>(batch, max_len),
-            4 => self.scatter::<4>(batch, max_len),
-            _ => self.scatter_any(batch, max_len),
-        }
-    }
-
-    fn scatter<const W: usize>(&mut self, batch: &Batch, max_len: Option<usize>) -> io::Result<()> {
-        let mut groups = self.groups.iter();
-        for u in 0..batch.len() {
-            for window in batch.sequence(u, max_len).windows(W) {
-                let window: &[i64; W] = window.try_into().expect("windows of W items");
-                let group = *groups.next().expect("one group per window") as usize;
-                let buffer = &mut self.buffers[group];
-                buffer.extend_from_slice(window);
-                if buffer.len() >= BUFFER / 8 {
-                    write_out(&mut self.files[group], buffer)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn scatter_any(&mut self, batch: &Batch, max_len: Option<usize>) -> io::Result<()> {
         let mut groups = self.groups.iter();
         for u in 0..batch.len() {
             for window in batch.sequence(u, max_len).windows(self.m + 1) {

@@ -105,8 +105,10 @@ class WindowSpill:
     """Spills windows to ``partitions`` files by prefix hash; ``histograms()`` counts each file alone.
 
     The writing and the counting are Rust's (``_core.WindowWriter``): memory is
-    one 64 KiB buffer per partition while writing, and one partition (twice its
-    file) per worker while counting; disk use is 8 · (m + 1) bytes per window.
+    one 16 KiB buffer per partition while writing, and about two partitions'
+    windows per worker while counting. On disk a window takes at most
+    8 · (m + 1) bytes, and (m + 1) · b / 8 where the ids of a block lie within
+    2^b of each other (ids are bit-packed per block).
     The folder is removed by ``close()`` (or on leaving a ``with`` block).
 
     Examples

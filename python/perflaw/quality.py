@@ -570,6 +570,13 @@ class _Terms:
 
     @staticmethod
     def concat(terms: "list[_Terms]") -> "_Terms":
+        """The terms of all, in order; the parts' arrays are released as they are copied,
+        so that memory peaks at the whole plus one kind of value, not twice the whole."""
+        def joined(field: str, key: str) -> np.ndarray:
+            arrays = [getattr(t, field).pop(key) for t in terms]
+            return np.concatenate(arrays)
+
+        keys = {field: list(getattr(terms[0], field)) for field in ("sums", "values")}
         return _Terms(
             users=sum(t.users for t in terms),
             tokens=sum(t.tokens for t in terms),
@@ -577,8 +584,8 @@ class _Terms:
             defined=sum(t.defined for t in terms),
             valid=sum(t.valid for t in terms),
             lz_denominator=sum(t.lz_denominator for t in terms),
-            sums={key: np.concatenate([t.sums[key] for t in terms]) for key in terms[0].sums},
-            values={key: np.concatenate([t.values[key] for t in terms]) for key in terms[0].values},
+            sums={key: joined("sums", key) for key in keys["sums"]},
+            values={key: joined("values", key) for key in keys["values"]},
         )
 
 
@@ -692,8 +699,8 @@ def data_quality(
 
 
 def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, batch_rows, read_options):
-    """Summary of a file read in batches of whole users, in bounded memory: each
-    batch keeps only its per-user arrays, and its windows go to a disk spill.
+    """Summary of a file read in batches of whole users, in bounded memory: of each
+    batch only its summary terms are kept, and its windows go to a disk spill.
 
     The file is read once as if grouped by user; should a user come back after
     other users, the batches so far are dropped and it is read again, grouped
@@ -729,7 +736,9 @@ def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
 
     kernel_threads = resolve_threads(threads)  # 0: all cores
     batches = iter_user_runs(path, **settings)
-    first = next(batches)  # the reader has checked the file by now
+    first = next(batches, None)  # the reader has checked the file by now
+    if first is None:
+        raise PerflawError(f"no sequences in {path}")
     parts: list[tuple[_Terms, tuple[int, int, int]]] = []
     with contextlib.ExitStack() as stack:
         spill = None

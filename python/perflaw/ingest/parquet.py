@@ -29,7 +29,9 @@ def is_parquet(path: Path) -> bool:
 
 def open_parquet(path: Path) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer=False: pre-buffered column chunks stay cached for the file's life, so memory
+        # would grow with the file while streaming it (3.5 GiB for a billion tokens)
+        return pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
         raise PerflawError(f"{path} is not a readable Parquet file: {error}") from error
 
