@@ -230,7 +230,7 @@ mod tests {
         for (k, &span) in spans.iter().enumerate() {
             // ids from -7 up to -7 + span, some blocks of a length no word count divides
             let mut ids: Vec<i64> = (0..(31 + k))
-                .map(|j| (-7i64).wrapping_add(span / 30 * j as i64))
+                .map(|j| (-7i64).wrapping_add(span / 40 * j as i64))
                 .collect();
             ids.push((-7i64).wrapping_add(span));
             want.extend_from_slice(&ids);
