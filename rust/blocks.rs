@@ -21,7 +21,7 @@ use rayon::ThreadPool;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
-use crate::packing::{radix_sort, Packing};
+use crate::packing::{Key, Packing};
 use crate::partition;
 use crate::sums::exact_sum;
 
@@ -67,7 +67,7 @@ impl WindowCounts {
     /// Counts every window of every sequence of the batch (after truncation).
     pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
         let (rows, _) = partition_windows(batch, self.m, max_len, 1, pool);
-        let (rows, counts) = pool.install(|| counted_rows(&rows, self.width()));
+        let (rows, counts) = pool.install(|| sorted_distinct(&rows, None, self.width()));
         self.absorb(&rows, &counts);
     }
 
@@ -141,7 +141,7 @@ impl WindowCounts {
                 counts.len()
             )));
         }
-        (table.rows, table.counts) = sorted_distinct(windows, counts, width);
+        (table.rows, table.counts) = sorted_distinct(windows, Some(counts), width);
         Ok(table)
     }
 
@@ -178,43 +178,38 @@ impl WindowCounts {
     }
 }
 
-/// The distinct rows of `rows` (m + 1 = `width` ids each, each counted once),
-/// sorted, with how often each occurs; packed rows are sorted in parallel on the
-/// current rayon pool (the result is the same for any number of threads).
-fn counted_rows(rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
+/// The distinct rows of `rows` (m + 1 = `width` ids each), sorted, each with its
+/// count: the sum of `counts` over its copies, or (without `counts`) the number of
+/// copies. Rows are packed into integer keys where the ids' range allows, else
+/// sorted as rows. The result is the same for any number of threads.
+fn sorted_distinct(rows: &[i64], counts: Option<&[u64]>, width: usize) -> (Vec<i64>, Vec<u64>) {
     match Packing::of(rows, width) {
-        Some(packing) if packing.bits * width <= 64 => packing.counted::<u64>(rows, width),
-        Some(packing) => packing.counted::<u128>(rows, width),
-        None => sorted_distinct(rows, &vec![1; rows.len() / width], width),
+        Some(packing) if packing.bits * width <= 64 => packing.distinct::<u64>(rows, counts, width),
+        Some(packing) => packing.distinct::<u128>(rows, counts, width),
+        None => sorted_distinct_rows(rows, counts, width),
     }
 }
 
-/// The distinct rows of `rows` (m + 1 = `width` ids each), sorted, with their
-/// counts summed: packed into integer keys where the ids' range allows, else
-/// sorted as rows.
-fn sorted_distinct(rows: &[i64], counts: &[u64], width: usize) -> (Vec<i64>, Vec<u64>) {
-    let mut order: Vec<(Vec<i64>, u64)> = Vec::new();
-    if let Some(packing) = Packing::of(rows, width) {
-        if packing.bits * width <= 64 {
-            return packing.sorted_distinct::<u64>(rows, counts);
-        }
-        if packing.bits * width <= 128 {
-            return packing.sorted_distinct::<u128>(rows, counts);
-        }
-    }
-    order.extend(
-        rows.chunks_exact(width)
-            .map(|row| row.to_vec())
-            .zip(counts.iter().copied()),
-    );
+/// [`sorted_distinct`] of rows whose ids do not pack, by a sort of the rows.
+fn sorted_distinct_rows(
+    rows: &[i64],
+    counts: Option<&[u64]>,
+    width: usize,
+) -> (Vec<i64>, Vec<u64>) {
+    let count_of = |i: usize| counts.map_or(1, |counts| counts[i]);
+    let mut order: Vec<(&[i64], u64)> = rows
+        .chunks_exact(width)
+        .enumerate()
+        .map(|(i, row)| (row, count_of(i)))
+        .collect();
     order.sort_unstable();
     let mut out_rows = Vec::with_capacity(rows.len());
-    let mut out_counts: Vec<u64> = Vec::with_capacity(counts.len());
+    let mut out_counts: Vec<u64> = Vec::with_capacity(order.len());
     for (row, count) in order {
-        if out_counts.last().is_some() && out_rows[out_rows.len() - width..] == row[..] {
+        if !out_counts.is_empty() && &out_rows[out_rows.len() - width..] == row {
             *out_counts.last_mut().expect("a count") += count;
         } else {
-            out_rows.extend_from_slice(&row);
+            out_rows.extend_from_slice(row);
             out_counts.push(count);
         }
     }
@@ -293,22 +288,24 @@ fn packed_histograms(
     width: usize,
 ) -> Option<(BTreeMap<u64, u64>, BTreeMap<u64, u64>)> {
     let packing = Packing::of(flat, width)?;
-    let bits = packing.bits;
-    if bits * width <= 64 {
-        let mut keys: Vec<u64> = flat
-            .chunks_exact(width)
-            .map(|row| packing.pack(row))
-            .collect();
-        radix_sort(&mut keys, bits * width);
-        Some(key_histograms(&keys, |key| key >> bits))
+    Some(if packing.bits * width <= 64 {
+        sorted_key_histograms::<u64>(&packing, flat, width)
     } else {
-        let mut keys: Vec<u128> = flat
-            .chunks_exact(width)
-            .map(|row| packing.pack(row))
-            .collect();
-        keys.sort_unstable();
-        Some(key_histograms(&keys, |key| key >> bits))
-    }
+        sorted_key_histograms::<u128>(&packing, flat, width)
+    })
+}
+
+fn sorted_key_histograms<K: Key>(
+    packing: &Packing,
+    flat: &[i64],
+    width: usize,
+) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+    let mut keys: Vec<K> = flat
+        .chunks_exact(width)
+        .map(|row| packing.pack(row))
+        .collect();
+    K::sort(&mut keys, packing.bits * width);
+    key_histograms(&keys, |key| key.prefix(packing.bits))
 }
 
 /// Both histograms of sorted packed rows, whose prefix is `prefix_of(key)`.

@@ -329,8 +329,14 @@ type Histograms<'py> = (
 #[pyclass(module = "perflaw._core")]
 struct WindowWriter {
     inner: Option<spill::WindowWriter>,
-    paths: Vec<std::path::PathBuf>,
-    m: usize,
+}
+
+impl WindowWriter {
+    fn open(&mut self) -> PyResult<&mut spill::WindowWriter> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("the window spill is closed"))
+    }
 }
 
 fn os_error(err: std::io::Error) -> PyErr {
@@ -346,11 +352,7 @@ impl WindowWriter {
             let m = error::check_m(m)?;
             partition::check_parts(paths.len())?;
             let inner = spill::WindowWriter::create(&paths, m).map_err(os_error)?;
-            Ok(Self {
-                inner: Some(inner),
-                paths,
-                m,
-            })
+            Ok(Self { inner: Some(inner) })
         })
     }
 
@@ -367,10 +369,7 @@ impl WindowWriter {
         guard("WindowWriter.add", || {
             let batch = Batch::new(offsets.as_slice()?, items.as_slice()?)?;
             let pool = pool(threads)?;
-            let writer = self
-                .inner
-                .as_mut()
-                .ok_or_else(|| PyValueError::new_err("the window spill is closed"))?;
+            let writer = self.open()?;
             py.detach(|| writer.add(&batch, max_len, &pool))
                 .map_err(os_error)
         })
@@ -382,18 +381,8 @@ impl WindowWriter {
     fn histograms<'py>(&mut self, py: Python<'py>, threads: usize) -> PyResult<Histograms<'py>> {
         guard("WindowWriter.histograms", || {
             let pool = pool(threads)?;
-            let writer = self
-                .inner
-                .as_mut()
-                .ok_or_else(|| PyValueError::new_err("the window spill is closed"))?;
-            let (paths, m) = (&self.paths, self.m);
-            let (joint, prefix) = py
-                .detach(|| {
-                    writer
-                        .flush()
-                        .and_then(|()| spill::spilled_histograms(paths, m, &pool))
-                })
-                .map_err(os_error)?;
+            let writer = self.open()?;
+            let (joint, prefix) = py.detach(|| writer.histograms(&pool)).map_err(os_error)?;
             Ok(histogram_arrays(py, joint, prefix))
         })
     }

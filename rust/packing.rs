@@ -21,6 +21,8 @@ pub trait Key: Copy + Ord + Send + Sync {
     fn sort(keys: &mut Vec<Self>, bits: usize);
     fn push(self, bits: usize, value: u64) -> Self;
     fn field(self, shift: usize, mask: u64) -> u64;
+    /// The key without its last `bits` bits: the packed prefix of the row.
+    fn prefix(self, bits: usize) -> Self;
     const ZERO: Self;
 }
 
@@ -34,6 +36,9 @@ impl Key for u64 {
     fn field(self, shift: usize, mask: u64) -> u64 {
         (self >> shift) & mask
     }
+    fn prefix(self, bits: usize) -> Self {
+        self >> bits
+    }
     const ZERO: Self = 0;
 }
 
@@ -46,6 +51,9 @@ impl Key for u128 {
     }
     fn field(self, shift: usize, mask: u64) -> u64 {
         ((self >> shift) as u64) & mask
+    }
+    fn prefix(self, bits: usize) -> Self {
+        self >> bits
     }
     const ZERO: Self = 0;
 }
@@ -64,61 +72,59 @@ impl Packing {
         })
     }
 
-    pub fn counted<K: Key>(&self, rows: &[i64], width: usize) -> (Vec<i64>, Vec<u64>) {
-        let mut keys: Vec<K> = rows.chunks_exact(width).map(|row| self.pack(row)).collect();
-        K::sort(&mut keys, self.bits * width);
-        let mask = if self.bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.bits) - 1
-        };
-        let mut out_rows = Vec::new();
-        let mut out_counts: Vec<u64> = Vec::new();
-        for (i, &key) in keys.iter().enumerate() {
-            if i > 0 && keys[i - 1] == key {
-                *out_counts.last_mut().expect("a count") += 1;
-                continue;
+    /// The distinct rows of `rows` (`width` ids each), in row order, each with
+    /// its count: the sum of `counts` over its copies, or the number of copies
+    /// without `counts`. Keys alone sort by [`Key::sort`]; keys with counts by a
+    /// comparison sort.
+    pub fn distinct<K: Key>(
+        &self,
+        rows: &[i64],
+        counts: Option<&[u64]>,
+        width: usize,
+    ) -> (Vec<i64>, Vec<u64>) {
+        let keys = rows.chunks_exact(width).map(|row| self.pack::<K>(row));
+        match counts {
+            None => {
+                let mut keys: Vec<K> = keys.collect();
+                K::sort(&mut keys, self.bits * width);
+                self.unpack_runs(keys.into_iter().map(|key| (key, 1)), width)
             }
-            out_rows.extend(
-                (0..width)
-                    .rev()
-                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
-            );
-            out_counts.push(1);
+            Some(counts) => {
+                let mut keyed: Vec<(K, u64)> = keys.zip(counts.iter().copied()).collect();
+                keyed.sort_unstable_by_key(|&(key, _)| key);
+                self.unpack_runs(keyed.into_iter(), width)
+            }
         }
-        (out_rows, out_counts)
     }
 
-    pub fn sorted_distinct<K: Key>(&self, rows: &[i64], counts: &[u64]) -> (Vec<i64>, Vec<u64>) {
-        let width = rows.len() / counts.len().max(1);
-        let mut keyed: Vec<(K, u64)> = rows
-            .chunks_exact(width)
-            .map(|row| self.pack(row))
-            .zip(counts.iter().copied())
-            .collect();
-        keyed.sort_unstable_by_key(|&(key, _)| key);
+    /// Sorted (key, count) pairs as distinct rows and summed counts.
+    fn unpack_runs<K: Key>(
+        &self,
+        sorted: impl Iterator<Item = (K, u64)>,
+        width: usize,
+    ) -> (Vec<i64>, Vec<u64>) {
         let mask = if self.bits == 64 {
             u64::MAX
         } else {
             (1u64 << self.bits) - 1
         };
-        let mut out_rows = Vec::with_capacity(rows.len());
-        let mut out_counts: Vec<u64> = Vec::with_capacity(counts.len());
+        let mut rows = Vec::new();
+        let mut counts: Vec<u64> = Vec::new();
         let mut last: Option<K> = None;
-        for (key, count) in keyed {
+        for (key, count) in sorted {
             if last == Some(key) {
-                *out_counts.last_mut().expect("a count") += count;
+                *counts.last_mut().expect("a count") += count;
                 continue;
             }
             last = Some(key);
-            out_rows.extend(
+            rows.extend(
                 (0..width)
                     .rev()
                     .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
             );
-            out_counts.push(count);
+            counts.push(count);
         }
-        (out_rows, out_counts)
+        (rows, counts)
     }
 }
 

@@ -29,6 +29,7 @@ pub type Histograms = (BTreeMap<u64, u64>, BTreeMap<u64, u64>);
 /// Appends windows of m + 1 items to one file per prefix partition.
 pub struct WindowWriter {
     m: usize,
+    paths: Vec<PathBuf>,
     files: Vec<File>,
     /// windows waiting to be written, one buffer per partition
     buffers: Vec<Vec<i64>>,
@@ -48,6 +49,7 @@ impl WindowWriter {
             .collect();
         Ok(Self {
             m,
+            paths: paths.to_vec(),
             files,
             buffers,
             groups: Vec::new(),
@@ -89,6 +91,13 @@ impl WindowWriter {
             write_out(file, buffer)?;
         }
         Ok(())
+    }
+
+    /// Writes out the buffers, then counts every partition file on its own
+    /// (as many at once as `pool` has threads) and adds up their histograms.
+    pub fn histograms(&mut self, pool: &ThreadPool) -> io::Result<Histograms> {
+        self.flush()?;
+        spilled_histograms(&self.paths, self.m, pool)
     }
 }
 

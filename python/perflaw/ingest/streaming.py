@@ -58,12 +58,12 @@ def _whole_user_rows(
     elif spec.format == "sasrec":  # one line per user: whole users in every chunk
         batches = _whole_user_chunks(spec, batch_rows, progress)
     elif grouped is None and optimistic:
-        batches = _contiguous_batches(spec, batch_rows, progress, NotGroupedError)
+        batches = _contiguous_batches(spec, batch_rows, progress, NotGroupedError, "read it with grouped=False")
     else:
         if grouped is None:
             grouped, total_rows = _scan_contiguity(spec, batch_rows, progress)
         if grouped:
-            batches = _contiguous_batches(spec, batch_rows, progress, PerflawError)
+            batches = _contiguous_batches(spec, batch_rows, progress, PerflawError, "use grouped=None or False")
         else:
             batches = _external_batches(spec, batch_rows, progress, total_rows, tmp_dir)
     produced = False
@@ -106,11 +106,14 @@ def _whole_user_chunks(spec: Spec, batch_rows: int, progress: bool) -> Iterator[
         yield from row_chunks(spec, batch_rows, "all", bar.update)
 
 
-def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool, not_grouped: type[PerflawError]) -> Iterator[Rows]:
+def _contiguous_batches(
+    spec: Spec, batch_rows: int, progress: bool, not_grouped: type[PerflawError], remedy: str
+) -> Iterator[Rows]:
     """Chunks cut at user boundaries; the trailing user moves to the next batch.
 
     Contiguity is verified on the way (cheaply), so that a file that is not
-    grouped raises ``not_grouped`` instead of splitting a user.
+    grouped raises ``not_grouped`` (its message ending with ``remedy``) instead
+    of splitting a user.
     """
     check = ContiguityCheck()
     carried: list[Rows] = []  # the rows so far of a user that may go on in the next chunk
@@ -124,8 +127,7 @@ def _contiguous_batches(spec: Spec, batch_rows: int, progress: bool, not_grouped
             if broken >= 0:
                 raise not_grouped(
                     f"{spec.path}: user {rows.users[broken]} reappears in row {row_number + broken + 1} "
-                    "after other users' rows; the file is not grouped by user"
-                    + (" (read it with grouped=False)" if not_grouped is NotGroupedError else " (use grouped=None or False)")
+                    f"after other users' rows; the file is not grouped by user ({remedy})"
                 )
             row_number += len(rows)
             first_head = 0
