@@ -49,6 +49,11 @@ impl<'a> Batch<'a> {
         Ok(Self { offsets, items })
     }
 
+    /// Every item of every sequence, untruncated.
+    pub fn items(&self) -> &'a [i64] {
+        self.items
+    }
+
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
     }

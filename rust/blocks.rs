@@ -21,6 +21,7 @@ use rayon::ThreadPool;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
+use crate::keycount::key_histograms;
 use crate::packing::{Key, Packing};
 use crate::partition;
 use crate::sums::exact_sum;
@@ -282,54 +283,29 @@ pub fn row_histograms(
 
 /// Where the ids of the bag allow (see [`Packing`]), each row packed into one
 /// integer key: equal rows give equal keys and the prefix is the key's high
-/// bits, so sorting integers gives both histograms. None otherwise.
+/// bits, so counting integers gives both histograms. None otherwise.
 fn packed_histograms(
     flat: &[i64],
     width: usize,
 ) -> Option<(BTreeMap<u64, u64>, BTreeMap<u64, u64>)> {
     let packing = Packing::of(flat, width)?;
     Some(if packing.bits * width <= 64 {
-        sorted_key_histograms::<u64>(&packing, flat, width)
+        packed_key_histograms::<u64>(&packing, flat, width)
     } else {
-        sorted_key_histograms::<u128>(&packing, flat, width)
+        packed_key_histograms::<u128>(&packing, flat, width)
     })
 }
 
-fn sorted_key_histograms<K: Key>(
+fn packed_key_histograms<K: Key>(
     packing: &Packing,
     flat: &[i64],
     width: usize,
 ) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
-    let mut keys: Vec<K> = flat
+    let keys: Vec<K> = flat
         .chunks_exact(width)
         .map(|row| packing.pack(row))
         .collect();
-    K::sort(&mut keys, packing.bits * width);
-    key_histograms(&keys, |key| key.prefix(packing.bits))
-}
-
-/// Both histograms of sorted packed rows, whose prefix is `prefix_of(key)`.
-fn key_histograms<K: Ord + Copy>(
-    keys: &[K],
-    prefix_of: impl Fn(K) -> K,
-) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
-    let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
-    let (mut run, mut prefix_run) = (0u64, 0u64);
-    for (i, &key) in keys.iter().enumerate() {
-        run += 1;
-        prefix_run += 1;
-        let next = keys.get(i + 1).copied();
-        if next != Some(key) {
-            *joint.entry(run).or_default() += 1;
-            run = 0;
-        }
-        if next.map(&prefix_of) != Some(prefix_of(key)) {
-            *prefix.entry(prefix_run).or_default() += 1;
-            prefix_run = 0;
-        }
-    }
-    (joint, prefix)
+    key_histograms(&[&keys], packing.bits)
 }
 
 /// Rows copied into fixed-size arrays, which sort much faster than slices.

@@ -12,6 +12,7 @@ pub mod coding;
 pub mod dense;
 pub mod error;
 pub mod fingerprint;
+pub mod keycount;
 pub mod packing;
 pub mod partition;
 pub mod spill;
@@ -345,13 +346,15 @@ fn os_error(err: std::io::Error) -> PyErr {
 
 #[pymethods]
 impl WindowWriter {
-    /// Creates one file per path (a window's partition is the index of its path).
+    /// Creates one file per path (a window's partition is the index of its
+    /// path); windows stay in memory up to `memory` bytes, then go to the files.
     #[new]
-    fn new(paths: Vec<std::path::PathBuf>, m: usize) -> PyResult<Self> {
+    #[pyo3(signature = (paths, m, memory=0))]
+    fn new(paths: Vec<std::path::PathBuf>, m: usize, memory: usize) -> PyResult<Self> {
         guard("WindowWriter", || {
             let m = error::check_m(m)?;
             partition::check_parts(paths.len())?;
-            let inner = spill::WindowWriter::create(&paths, m).map_err(os_error)?;
+            let inner = spill::WindowWriter::create(&paths, m, memory).map_err(os_error)?;
             Ok(Self { inner: Some(inner) })
         })
     }

@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use crate::partition::mix;
+
 /// Rows packed into one integer each: every id minus the smallest, in `bits`
 /// bits, the first id highest, so that integer order is row order.
 pub struct Packing {
@@ -23,7 +25,20 @@ pub trait Key: Copy + Ord + Send + Sync {
     fn field(self, shift: usize, mask: u64) -> u64;
     /// The key without its last `bits` bits: the packed prefix of the row.
     fn prefix(self, bits: usize) -> Self;
+    /// A well-spread 64-bit hash of the key.
+    fn hash(self) -> u64;
+    /// The key folded into 64 bits (itself where it fits), for cheaper hashing.
+    fn fold(self) -> u64;
+    fn from_u128(value: u128) -> Self;
+    fn to_u128(self) -> u128;
+    /// Appends the key as `WORDS` 64-bit words, low word first.
+    fn push_words(self, out: &mut Vec<u64>);
+    /// The key of `WORDS` words written by `push_words`.
+    fn from_words(words: &[u64]) -> Self;
+    /// The words as keys, where a key is one word.
+    fn as_keys(words: &[u64]) -> Option<&[Self]>;
     const ZERO: Self;
+    const WORDS: usize;
 }
 
 impl Key for u64 {
@@ -39,7 +54,29 @@ impl Key for u64 {
     fn prefix(self, bits: usize) -> Self {
         self >> bits
     }
+    fn hash(self) -> u64 {
+        mix(self)
+    }
+    fn fold(self) -> u64 {
+        self
+    }
+    fn from_u128(value: u128) -> Self {
+        value as u64
+    }
+    fn to_u128(self) -> u128 {
+        self as u128
+    }
+    fn push_words(self, out: &mut Vec<u64>) {
+        out.push(self);
+    }
+    fn from_words(words: &[u64]) -> Self {
+        words[0]
+    }
+    fn as_keys(words: &[u64]) -> Option<&[Self]> {
+        Some(words)
+    }
     const ZERO: Self = 0;
+    const WORDS: usize = 1;
 }
 
 impl Key for u128 {
@@ -55,15 +92,71 @@ impl Key for u128 {
     fn prefix(self, bits: usize) -> Self {
         self >> bits
     }
+    fn hash(self) -> u64 {
+        mix(self as u64 ^ mix((self >> 64) as u64))
+    }
+    fn fold(self) -> u64 {
+        self as u64 ^ mix((self >> 64) as u64)
+    }
+    fn from_u128(value: u128) -> Self {
+        value
+    }
+    fn to_u128(self) -> u128 {
+        self
+    }
+    fn push_words(self, out: &mut Vec<u64>) {
+        out.extend([self as u64, (self >> 64) as u64]);
+    }
+    fn from_words(words: &[u64]) -> Self {
+        words[0] as u128 | (words[1] as u128) << 64
+    }
+    fn as_keys(_words: &[u64]) -> Option<&[Self]> {
+        None
+    }
     const ZERO: Self = 0;
+    const WORDS: usize = 2;
 }
 
 impl Packing {
     pub fn of(rows: &[i64], width: usize) -> Option<Self> {
         let low = *rows.iter().min()?;
         let high = *rows.iter().max()?;
+        Self::spanning(low, high, width)
+    }
+
+    /// The packing of ids from `low` to `high` (inclusive) in rows of `width`;
+    /// None where a row would take more than 128 bits.
+    pub fn spanning(low: i64, high: i64, width: usize) -> Option<Self> {
         let bits = (64 - (high.wrapping_sub(low) as u64).leading_zeros() as usize).max(1);
         (bits * width <= 128).then_some(Self { low, bits })
+    }
+
+    /// The key's `width` ids, first id first.
+    pub fn unpack(&self, key: u128, width: usize) -> impl Iterator<Item = i64> + '_ {
+        let mask = (1u128 << self.bits) - 1;
+        (0..width).rev().map(move |k| {
+            self.low
+                .wrapping_add(((key >> (k * self.bits)) & mask) as i64)
+        })
+    }
+
+    /// A key of this packing as the key of the same row under `to`, whose ids
+    /// range covers this one's (`to.low <= self.low`, and every id fits).
+    pub fn repack(&self, key: u128, to: &Packing, width: usize) -> u128 {
+        let shift = self.low.wrapping_sub(to.low) as u64 as u128;
+        if self.bits == to.bits {
+            // every field moves up by the same amount and none overflows its bits
+            return key + shift * self.spread(width);
+        }
+        let mask = (1u128 << self.bits) - 1;
+        (0..width).rev().fold(0u128, |out, k| {
+            (out << to.bits) | (((key >> (k * self.bits)) & mask) + shift)
+        })
+    }
+
+    /// Σ_k 2^(k·bits) over the row's fields: adding v·spread adds v to every field.
+    fn spread(&self, width: usize) -> u128 {
+        (0..width).fold(0u128, |out, _| (out << self.bits) | 1)
     }
 
     pub fn pack<K: Key>(&self, row: &[i64]) -> K {
@@ -160,6 +253,34 @@ pub fn radix_sort(keys: &mut Vec<u64>, bits: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repacked_keys_equal_keys_packed_directly() {
+        // from a packing of the same bits (shifted low) and of fewer bits
+        for (width, from, to) in [
+            (3usize, (10i64, 110i64), (-5i64, 115i64)),
+            (3, (10, 110), (10, 1 << 20)),
+            (2, (-(1 << 40), 1 << 40), (i64::MIN, i64::MAX)),
+            (4, (0, 7), (-3, 100)),
+        ] {
+            let a = Packing::spanning(from.0, from.1, width).unwrap();
+            let b = Packing::spanning(to.0, to.1, width).unwrap();
+            let mut state = 3u64;
+            for _ in 0..200 {
+                let row: Vec<i64> = (0..width)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        from.0 + ((state >> 20) % ((from.1 - from.0) as u64 + 1)) as i64
+                    })
+                    .collect();
+                let key: u128 = a.pack(&row);
+                assert_eq!(a.repack(key, &b, width), b.pack::<u128>(&row), "{row:?}");
+                assert_eq!(a.unpack(key, width).collect::<Vec<_>>(), row);
+            }
+        }
+    }
 
     #[test]
     fn radix_sort_sorts() {

@@ -1,14 +1,25 @@
-//! Windows spilled to disk by prefix partition, and counted back one partition at a time.
+//! Windows grouped by prefix partition, held in memory up to a budget and
+//! spilled to disk beyond it, then counted one partition at a time.
 //!
-//! The writer hashes each window's m-item prefix (in parallel) and appends the
-//! window to its partition's file through a buffer, so memory stays at one
-//! buffer per partition whatever the corpus size. The files are temporary, read
-//! back only by [`spilled_histograms`] in the same process, so blocks are
-//! written as native-endian int64 words, ids packed where they lie close
-//! together (see `write_out`). Windows with the same prefix are always in the
-//! same file, so the files' histograms add up to the corpus's.
+//! The writer sends every window to its prefix's partition (the project's
+//! partitioner, `partition.rs`), so that windows with the same prefix always
+//! share a partition and the partitions' histograms add up to the corpus's.
+//! Where a batch's ids allow (see `packing.rs`), a window is one packed key of
+//! one or two 64-bit words, computed in parallel; the keys are grouped by
+//! partition in parallel too, and each partition's keys of a batch become one
+//! block. Blocks wait in memory; once they exceed the budget, every
+//! partition's blocks are appended to its file and the buffers reused. (Fresh
+//! memory, the page cache included, costs page faults: a corpus that fits the
+//! budget never touches the disk.) The files are temporary, read back only
+//! by [`WindowWriter::histograms`] in the same process, as native-endian words.
+//!
+//! A block is a header of four words: its kind (rows of ids, or keys of one
+//! or two words), the number of windows, and the smallest and largest id of
+//! its batch (the keys' packing); then the windows. Counting a partition
+//! repacks every block's keys to one packing that covers them all (mostly
+//! nothing to do: batches of one corpus share their ids' range), then counts
+//! the keys (`keycount.rs`).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -17,211 +28,401 @@ use rayon::prelude::*;
 use rayon::ThreadPool;
 
 use crate::batch::Batch;
-use crate::blocks::row_histograms;
-use crate::partition;
+use crate::blocks::{partition_windows, row_histograms};
+use crate::keycount::{add_histograms, key_histograms, Histograms};
+use crate::packing::{Key, Packing};
+use crate::partition::partition_of;
 
-/// Bytes buffered per partition file before a write.
-const BUFFER: usize = 1 << 14;
+/// Block kinds: windows as m + 1 raw ids, or as packed keys of one or two words.
+const ROWS: u64 = 0;
+const KEYS64: u64 = 1;
+const KEYS128: u64 = 2;
+const HEADER_WORDS: usize = 4;
 
-/// Count histograms {count: how many distinct windows have it}, of the windows and of their prefixes.
-pub type Histograms = (BTreeMap<u64, u64>, BTreeMap<u64, u64>);
-
-/// Appends windows of m + 1 items to one file per prefix partition.
+/// Groups windows of m + 1 items by prefix partition, in memory up to a
+/// budget, in one file per partition beyond it.
 pub struct WindowWriter {
     m: usize,
     paths: Vec<PathBuf>,
     files: Vec<File>,
-    /// windows waiting to be written, one buffer per partition
-    buffers: Vec<Vec<i64>>,
-    /// the partition of every window of the current batch, reused across batches
-    groups: Vec<u32>,
+    /// blocks not yet written, per partition
+    pending: Vec<Vec<u64>>,
+    budget_words: usize,
+    /// buffers kept from batch to batch
+    keys64: Scratch<u64>,
+    keys128: Scratch<u128>,
+}
+
+/// The buffers of one batch's keys.
+struct Scratch<K> {
+    /// per range of users, the windows it sends to each partition
+    counts: Vec<Vec<usize>>,
+    /// every key, grouped by partition
+    grouped: Vec<K>,
+}
+
+impl<K> Default for Scratch<K> {
+    fn default() -> Self {
+        Self {
+            counts: Vec::new(),
+            grouped: Vec::new(),
+        }
+    }
+}
+
+/// How one batch's windows become keys: the block kind, the ids' range, m and max_len.
+struct BatchKeys {
+    kind: u64,
+    low: i64,
+    high: i64,
+    m: usize,
+    max_len: Option<usize>,
 }
 
 impl WindowWriter {
-    /// Creates (truncates) one file per path; the partition of a window is the index of its path.
-    pub fn create(paths: &[PathBuf], m: usize) -> io::Result<Self> {
+    /// Creates (truncates) one file per path, the partition of a window being
+    /// the index of its path; blocks stay in memory up to `budget_bytes`.
+    pub fn create(paths: &[PathBuf], m: usize, budget_bytes: usize) -> io::Result<Self> {
         let files = paths
             .iter()
             .map(File::create)
             .collect::<io::Result<Vec<_>>>()?;
-        let buffers = (0..files.len())
-            .map(|_| Vec::with_capacity(BUFFER / 8))
-            .collect();
         Ok(Self {
             m,
             paths: paths.to_vec(),
+            pending: vec![Vec::new(); files.len()],
             files,
-            buffers,
-            groups: Vec::new(),
+            budget_words: budget_bytes / 8,
+            keys64: Scratch::default(),
+            keys128: Scratch::default(),
         })
     }
 
-    /// Spills every window of every sequence of `batch` (after truncation to `max_len`).
+    /// Adds every window of every sequence of `batch` (after truncation to `max_len`).
     pub fn add(
         &mut self,
         batch: &Batch,
         max_len: Option<usize>,
         pool: &ThreadPool,
     ) -> io::Result<()> {
-        partition::window_partitions(
-            batch,
-            self.m,
+        let width = self.m + 1;
+        let items = batch.items();
+        let (Some(&low), Some(&high)) = (items.iter().min(), items.iter().max()) else {
+            return Ok(());
+        };
+        let how = |kind| BatchKeys {
+            kind,
+            low,
+            high,
+            m: self.m,
             max_len,
-            self.files.len(),
-            pool,
-            &mut self.groups,
-        );
-        let mut groups = self.groups.iter();
-        for u in 0..batch.len() {
-            for window in batch.sequence(u, max_len).windows(self.m + 1) {
-                let group = *groups.next().expect("one group per window") as usize;
-                let buffer = &mut self.buffers[group];
-                buffer.extend_from_slice(window);
-                if buffer.len() >= BUFFER / 8 {
-                    write_out(&mut self.files[group], buffer)?;
-                }
+        };
+        let pending = &mut self.pending;
+        match Packing::spanning(low, high, width) {
+            Some(packing) if packing.bits * width <= 64 => {
+                group_keys(pending, &mut self.keys64, batch, &how(KEYS64), pool)
+            }
+            Some(_) => group_keys(pending, &mut self.keys128, batch, &how(KEYS128), pool),
+            None => self.group_rows(batch, max_len, pool),
+        }
+        if self.pending.iter().map(Vec::len).sum::<usize>() > self.budget_words {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Groups the batch's windows as rows of ids (ids too far apart to pack).
+    fn group_rows(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
+        let width = self.m + 1;
+        let (rows, bounds) = partition_windows(batch, self.m, max_len, self.files.len(), pool);
+        for (group, pending) in self.pending.iter_mut().enumerate() {
+            let (start, end) = (bounds[group] as usize, bounds[group + 1] as usize);
+            if end > start {
+                pending.extend([ROWS, (end - start) as u64, 0, 0]);
+                pending.extend(rows[start * width..end * width].iter().map(|&id| id as u64));
             }
         }
-        Ok(())
     }
 
-    /// Writes out every buffer, so that the files hold every window added.
-    pub fn flush(&mut self) -> io::Result<()> {
-        for (file, buffer) in self.files.iter_mut().zip(&mut self.buffers) {
-            write_out(file, buffer)?;
+    /// Appends every partition's pending blocks to its file, keeping the buffers.
+    fn write_out(&mut self) -> io::Result<()> {
+        for (file, pending) in self.files.iter_mut().zip(&mut self.pending) {
+            file.write_all(words_as_bytes(pending))?;
+            pending.clear();
         }
         Ok(())
     }
 
-    /// Writes out the buffers, then counts every partition file on its own
-    /// (as many at once as `pool` has threads) and adds up their histograms.
+    /// Counts every partition on its own (as many at once as `pool` has
+    /// threads) and adds up their histograms.
     pub fn histograms(&mut self, pool: &ThreadPool) -> io::Result<Histograms> {
-        self.flush()?;
-        spilled_histograms(&self.paths, self.m, pool)
+        for file in &mut self.files {
+            file.flush()?;
+        }
+        let (m, paths, pending) = (self.m, &self.paths, &self.pending);
+        let parts: Vec<Histograms> = pool.install(|| {
+            (0..paths.len())
+                .into_par_iter()
+                .map(|p| partition_histograms(&paths[p], &pending[p], m))
+                .collect::<io::Result<_>>()
+        })?;
+        Ok(parts
+            .into_iter()
+            .fold(Histograms::default(), add_histograms))
     }
 }
 
-/// Appends the buffered windows to the file as one block and empties the buffer.
+/// `ranges` (at most one per user) ranges of users covering the batch.
+fn user_ranges(users: usize, ranges: usize) -> Vec<std::ops::Range<usize>> {
+    let ranges = ranges.clamp(1, users.max(1));
+    (0..ranges)
+        .map(|r| (r * users / ranges)..((r + 1) * users / ranges))
+        .collect()
+}
+
+/// Appends the batch's windows, as packed keys, to the pending blocks: one block per partition.
 ///
-/// A block is a header of three int64 (ids in the block, the smallest id, bits
-/// per id: 0 for unpacked), then the ids: where all lie within 2^b of the
-/// smallest, as b-bit offsets packed into u64 words (ids never straddle two
-/// words), else as they are. Typical ids take a third of the room.
-fn write_out(file: &mut File, buffer: &mut Vec<i64>) -> io::Result<()> {
-    let (Some(&low), Some(&high)) = (buffer.iter().min(), buffer.iter().max()) else {
-        return Ok(());
+/// Two parallel passes over ranges of users: the first counts the windows
+/// each range sends to each partition, which gives every (partition, range)
+/// pair its own slice of one buffer; the second packs every window into its
+/// slice. Ranges keep user order within a partition, for any thread count.
+fn group_keys<K: Key>(
+    pending: &mut [Vec<u64>],
+    scratch: &mut Scratch<K>,
+    batch: &Batch,
+    how: &BatchKeys,
+    pool: &ThreadPool,
+) {
+    let (m, parts) = (how.m, pending.len());
+    let packing = Packing::spanning(how.low, how.high, m + 1).expect("the ids pack");
+    let ranges = user_ranges(batch.len(), pool.current_num_threads() * 4);
+    let windows_of = |users: std::ops::Range<usize>| {
+        users.flat_map(move |u| batch.sequence(u, how.max_len).windows(m + 1))
     };
-    let bits = (64 - (high.wrapping_sub(low) as u64).leading_zeros() as usize).max(1);
-    let mut block = vec![buffer.len() as i64, low, 0];
-    if bits <= 32 {
-        block[2] = bits as i64;
-        let per_word = 64 / bits;
-        block.extend(buffer.chunks(per_word).map(|ids| {
-            ids.iter().rev().fold(0u64, |word, &id| {
-                (word << bits) | id.wrapping_sub(low) as u64
-            }) as i64
-        }));
-    } else {
-        block.extend_from_slice(buffer);
+    scratch.counts.resize_with(ranges.len(), Vec::new);
+    pool.install(|| {
+        scratch
+            .counts
+            .par_iter_mut()
+            .zip(ranges.clone())
+            .for_each(|(counts, users)| {
+                counts.clear();
+                counts.resize(parts, 0);
+                for window in windows_of(users) {
+                    counts[partition_of(&window[..m], parts)] += 1;
+                }
+            })
+    });
+    let total = scratch.counts.iter().flatten().sum();
+    scratch.grouped.clear();
+    scratch.grouped.resize(total, K::ZERO);
+    let mut slices: Vec<Vec<&mut [K]>> = ranges.iter().map(|_| Vec::with_capacity(parts)).collect();
+    let mut rest = &mut scratch.grouped[..];
+    for group in 0..parts {
+        for (r, counts) in scratch.counts.iter().enumerate() {
+            let (slice, tail) = std::mem::take(&mut rest).split_at_mut(counts[group]);
+            slices[r].push(slice);
+            rest = tail;
+        }
     }
-    file.write_all(as_bytes(&block))?;
-    buffer.clear();
-    Ok(())
+    pool.install(|| {
+        slices
+            .par_iter_mut()
+            .zip(ranges)
+            .for_each(|(slots, users)| {
+                let mut next = vec![0usize; parts];
+                for window in windows_of(users) {
+                    let group = partition_of(&window[..m], parts);
+                    slots[group][next[group]] = packing.pack::<K>(window);
+                    next[group] += 1;
+                }
+            })
+    });
+    drop(slices);
+    let mut start = 0;
+    for (group, pending) in pending.iter_mut().enumerate() {
+        let windows: usize = scratch.counts.iter().map(|counts| counts[group]).sum();
+        if windows > 0 {
+            pending.reserve(HEADER_WORDS + windows * K::WORDS);
+            pending.extend([how.kind, windows as u64, how.low as u64, how.high as u64]);
+            for &key in &scratch.grouped[start..start + windows] {
+                key.push_words(pending);
+            }
+        }
+        start += windows;
+    }
 }
 
-/// The ids of a file of blocks written by `write_out`, in order.
-fn read_blocks(words: &[i64]) -> Option<Vec<i64>> {
-    let mut ids = Vec::new();
+/// The bytes of 64-bit words, native-endian.
+fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: any u64 is 8 initialised bytes, u8 has no alignment, and the length is exact.
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) }
+}
+
+/// The bytes of 64-bit words, native-endian, to read into.
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as in `words_as_bytes`; and every bit pattern is a valid u64.
+    unsafe {
+        std::slice::from_raw_parts_mut(
+            words.as_mut_ptr().cast::<u8>(),
+            std::mem::size_of_val(words),
+        )
+    }
+}
+
+/// One block of windows.
+struct Block<'a> {
+    kind: u64,
+    windows: usize,
+    low: i64,
+    high: i64,
+    data: &'a [u64],
+}
+
+impl Block<'_> {
+    fn packing(&self, width: usize) -> Option<Packing> {
+        Packing::spanning(self.low, self.high, width)
+    }
+
+    fn key_words(&self) -> usize {
+        if self.kind == KEYS64 {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The block's windows as rows of ids, appended to `rows`.
+    fn extend_rows(&self, rows: &mut Vec<i64>, width: usize) {
+        if self.kind == ROWS {
+            rows.extend(self.data.iter().map(|&id| id as i64));
+            return;
+        }
+        let packing = self.packing(width).expect("a key block's ids pack");
+        for key in self.data.chunks_exact(self.key_words()) {
+            rows.extend(packing.unpack(key_of(key), width));
+        }
+    }
+}
+
+/// A key of one or two words as a u128.
+fn key_of(words: &[u64]) -> u128 {
+    match words.len() {
+        1 => words[0] as u128,
+        _ => u128::from_words(words),
+    }
+}
+
+/// The blocks of a run of words; None where one is cut short or malformed.
+fn read_blocks(words: &[u64], width: usize) -> Option<Vec<Block<'_>>> {
+    let mut blocks = Vec::new();
     let mut rest = words;
     while !rest.is_empty() {
-        let [count, low, bits] = *rest.get(..3)? else {
+        let &[kind, windows, low, high] = rest.get(..HEADER_WORDS)? else {
             return None;
         };
-        let (count, bits) = (usize::try_from(count).ok()?, usize::try_from(bits).ok()?);
-        rest = &rest[3..];
-        if bits == 0 {
-            ids.extend_from_slice(rest.get(..count)?);
-            rest = &rest[count..];
-            continue;
-        }
-        let per_word = 64 / bits;
-        let words_used = count.div_ceil(per_word);
-        let mask = if bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << bits) - 1
+        let (windows, low, high) = (usize::try_from(windows).ok()?, low as i64, high as i64);
+        let window_words = match kind {
+            ROWS => width,
+            KEYS64 => 1,
+            KEYS128 => 2,
+            _ => return None,
         };
-        for (k, &word) in rest.get(..words_used)?.iter().enumerate() {
-            let here = per_word.min(count - k * per_word);
-            ids.extend(
-                (0..here).map(|j| low.wrapping_add(((word as u64 >> (j * bits)) & mask) as i64)),
-            );
+        rest = &rest[HEADER_WORDS..];
+        let data = rest.get(..windows.checked_mul(window_words)?)?;
+        rest = &rest[data.len()..];
+        let block = Block {
+            kind,
+            windows,
+            low,
+            high,
+            data,
+        };
+        if kind != ROWS && block.packing(width).is_none() {
+            return None;
         }
-        rest = &rest[words_used..];
+        blocks.push(block);
     }
-    Some(ids)
+    Some(blocks)
 }
 
-/// The bytes of int64 values, native-endian.
-fn as_bytes(values: &[i64]) -> &[u8] {
-    // SAFETY: any i64 is 8 initialised bytes, u8 has no alignment, and the length is exact.
-    unsafe {
-        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
-    }
-}
-
-/// The histograms of all the partition files written by a [`WindowWriter`] with
-/// this `m`, each file counted on its own (as many at once as `pool` has threads).
-pub fn spilled_histograms(
-    paths: &[PathBuf],
-    m: usize,
-    pool: &ThreadPool,
-) -> io::Result<Histograms> {
-    let parts: Vec<Histograms> = pool.install(|| {
-        paths
-            .par_iter()
-            .map(|path| file_histograms(path, m))
-            .collect::<io::Result<_>>()
-    })?;
-    let mut total: Histograms = Default::default();
-    for (joint, prefix) in parts {
-        for (sum, part) in [(&mut total.0, joint), (&mut total.1, prefix)] {
-            for (count, windows) in part {
-                *sum.entry(count).or_default() += windows;
-            }
-        }
-    }
-    Ok(total)
-}
-
-fn file_histograms(path: &PathBuf, m: usize) -> io::Result<Histograms> {
-    let mut file = File::open(path)?;
-    let bytes = file.metadata()?.len() as usize;
+/// The histograms of one partition: the blocks in its file, then those still pending.
+fn partition_histograms(path: &PathBuf, pending: &[u64], m: usize) -> io::Result<Histograms> {
+    let width = m + 1;
     let invalid = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: {why}", path.display()),
         )
     };
-    if bytes % 8 != 0 {
-        return Err(invalid("not a whole number of int64 words"));
+    let written = read_words(path).map_err(|err| invalid(&err.to_string()))?;
+    let mut blocks = Vec::new();
+    for words in [&written[..], pending] {
+        blocks.extend(
+            read_blocks(words, width)
+                .ok_or_else(|| invalid("a block of windows is cut short or malformed"))?,
+        );
     }
-    let mut words = vec![0i64; bytes / 8];
-    file.read_exact(as_bytes_mut(&mut words))?;
-    let flat = read_blocks(&words).ok_or_else(|| invalid("a block of windows is cut short"))?;
-    drop(words);
-    row_histograms(&flat, m + 1).map_err(|err| invalid(&err.to_string()))
+    if let Some(common) = common_packing(&blocks, width) {
+        return Ok(if common.bits * width <= 64 {
+            repacked_histograms::<u64>(&blocks, &common, width)
+        } else {
+            repacked_histograms::<u128>(&blocks, &common, width)
+        });
+    }
+    let mut rows = Vec::with_capacity(blocks.iter().map(|b| b.windows * width).sum());
+    for block in &blocks {
+        block.extend_rows(&mut rows, width);
+    }
+    row_histograms(&rows, width).map_err(|err| invalid(&err.to_string()))
 }
 
-/// The bytes of int64 values, native-endian, to read into.
-fn as_bytes_mut(values: &mut [i64]) -> &mut [u8] {
-    // SAFETY: as in `as_bytes`; and every bit pattern is a valid i64.
-    unsafe {
-        std::slice::from_raw_parts_mut(
-            values.as_mut_ptr().cast::<u8>(),
-            std::mem::size_of_val(values),
-        )
+/// The whole file as native-endian words.
+fn read_words(path: &PathBuf) -> io::Result<Vec<u64>> {
+    let mut file = File::open(path)?;
+    let bytes = file.metadata()?.len() as usize;
+    if bytes % 8 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a whole number of words",
+        ));
     }
+    let mut words = vec![0u64; bytes / 8];
+    file.read_exact(words_as_bytes_mut(&mut words))?;
+    Ok(words)
+}
+
+/// One packing for every block, where all hold keys and their ids, taken
+/// together, still pack into 128 bits a window.
+fn common_packing(blocks: &[Block], width: usize) -> Option<Packing> {
+    if blocks.iter().any(|block| block.kind == ROWS) {
+        return None;
+    }
+    let low = blocks.iter().map(|block| block.low).min()?;
+    let high = blocks.iter().map(|block| block.high).max()?;
+    Packing::spanning(low, high, width)
+}
+
+/// The histograms of key blocks under the `common` packing: blocks already
+/// in it are counted where they lie, the others repacked first.
+fn repacked_histograms<K: Key>(blocks: &[Block], common: &Packing, width: usize) -> Histograms {
+    let mut repacked: Vec<K> = Vec::new();
+    let mut slices: Vec<&[K]> = Vec::new();
+    for block in blocks {
+        let packing = block.packing(width).expect("checked by read_blocks");
+        let same = packing.low == common.low && packing.bits == common.bits;
+        match K::as_keys(block.data) {
+            Some(keys) if same && block.kind == KEYS64 => slices.push(keys),
+            _ => repacked.extend(
+                block
+                    .data
+                    .chunks_exact(block.key_words())
+                    .map(|key| K::from_u128(packing.repack(key_of(key), common, width))),
+            ),
+        }
+    }
+    slices.push(&repacked);
+    key_histograms(&slices, common.bits)
 }
 
 #[cfg(test)]
@@ -230,35 +431,76 @@ mod tests {
     use crate::batch::pool;
     use crate::blocks::WindowCounts;
 
-    #[test]
-    fn blocks_give_back_the_ids_packed_or_not() {
-        let path = std::env::temp_dir().join(format!("perflaw-blocks-test-{}", std::process::id()));
-        let spans = [0i64, 1, 5, (1 << 21) - 1, (1 << 32) - 1, 1 << 32, i64::MAX];
-        let mut want = Vec::new();
-        let mut file = File::create(&path).unwrap();
-        for (k, &span) in spans.iter().enumerate() {
-            // ids from -7 up to -7 + span, some blocks of a length no word count divides
-            let mut ids: Vec<i64> = (0..(31 + k))
-                .map(|j| (-7i64).wrapping_add(span / 40 * j as i64))
-                .collect();
-            ids.push((-7i64).wrapping_add(span));
-            want.extend_from_slice(&ids);
-            write_out(&mut file, &mut ids).unwrap();
-            assert!(ids.is_empty());
+    fn csr(seqs: &[Vec<i64>]) -> (Vec<i64>, Vec<i64>) {
+        let mut offsets = vec![0i64];
+        for seq in seqs {
+            offsets.push(offsets.last().unwrap() + seq.len() as i64);
         }
-        drop(file);
-        let bytes = std::fs::read(&path).unwrap();
-        let words: Vec<i64> = bytes
-            .chunks_exact(8)
-            .map(|b| i64::from_ne_bytes(b.try_into().unwrap()))
-            .collect();
-        assert_eq!(read_blocks(&words).unwrap(), want);
-        assert_eq!(
-            read_blocks(&words[..words.len() - 1]),
-            None,
-            "a cut block is refused"
-        );
-        std::fs::remove_file(&path).unwrap();
+        (offsets, seqs.concat())
+    }
+
+    #[test]
+    fn blocks_of_every_kind_count_back_together() {
+        // Batches whose ids pack into 8-byte keys, into 16-byte keys, or not at
+        // all, some sharing windows, all in the same files: the files must
+        // count like one table of every window.
+        let dir = std::env::temp_dir().join(format!("perflaw-kinds-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spans = [3i64, 1 << 20, 1 << 21, 1 << 40, i64::MAX / 2];
+        // budgets: every batch written out, some of them, none
+        for (m, budget) in [
+            (1usize, 0usize),
+            (2, 0),
+            (3, 0),
+            (1, 600),
+            (2, 2000),
+            (3, 1 << 30),
+        ] {
+            let paths: Vec<PathBuf> = (0..4)
+                .map(|p| dir.join(format!("m{m}-{budget}-{p}.bin")))
+                .collect();
+            let mut writer = WindowWriter::create(&paths, m, budget).unwrap();
+            let mut table = WindowCounts::new(m).unwrap();
+            for (k, &span) in spans.iter().enumerate() {
+                let seqs: Vec<Vec<i64>> = (0..60)
+                    .map(|u| {
+                        (0..(u % 13))
+                            .map(|j| {
+                                let id = ((u * 5 + j * j + k) % 7) as i64;
+                                // a few far ids stretch the batch's span, the rest repeat
+                                if j == 3 {
+                                    span - id
+                                } else {
+                                    id - 2
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let (offsets, items) = csr(&seqs);
+                let batch = Batch::new(&offsets, &items).unwrap();
+                writer.add(&batch, None, &pool(2).unwrap()).unwrap();
+                table.update(&batch, None, &pool(1).unwrap());
+            }
+            let written = std::fs::metadata(&paths[0]).unwrap().len();
+            assert_eq!(
+                written == 0,
+                budget == 1 << 30,
+                "m={m} budget={budget}: {written} bytes written"
+            );
+            assert_eq!(
+                writer.histograms(&pool(2).unwrap()).unwrap(),
+                table.histograms(),
+                "m={m} budget={budget}"
+            );
+            if budget == 0 {
+                // a file cut short is refused, never miscounted
+                let bytes = std::fs::read(&paths[0]).unwrap();
+                std::fs::write(&paths[0], &bytes[..bytes.len() - 8]).unwrap();
+                assert!(writer.histograms(&pool(1).unwrap()).is_err());
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -279,7 +521,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         for m in 1..4 {
             let paths: Vec<PathBuf> = (0..5).map(|p| dir.join(format!("m{m}-{p}.bin"))).collect();
-            let mut writer = WindowWriter::create(&paths, m).unwrap();
+            let mut writer = WindowWriter::create(&paths, m, 0).unwrap();
             // two halves, as two batches
             let half = seqs.len() / 2;
             let (first, second) = (&offsets[..=half], &offsets[half..]);
@@ -297,7 +539,6 @@ mod tests {
                     )
                     .unwrap();
             }
-            writer.flush().unwrap();
             let mut table = WindowCounts::new(m).unwrap();
             table.update(
                 &Batch::new(&offsets, &items).unwrap(),
@@ -305,7 +546,7 @@ mod tests {
                 &pool(1).unwrap(),
             );
             assert_eq!(
-                spilled_histograms(&paths, m, &pool(2).unwrap()).unwrap(),
+                writer.histograms(&pool(2).unwrap()).unwrap(),
                 table.histograms()
             );
         }

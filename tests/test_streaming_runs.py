@@ -524,20 +524,26 @@ def test_spilled_histograms_equal_in_memory_and_python(tmp_path, kind, m):
     assert entropy == pytest.approx(block_entropy_reference([s[-9:] for s in seqs], m), rel=1e-12, abs=1e-15)
 
 
-def test_spill_across_batches_and_threads(tmp_path):
-    # each partition file gets several 2048-id blocks from several add() calls
-    seqs = spill_corpus("spread", seed=16) * 3
+@pytest.mark.parametrize("memory", [0, 4096, 1 << 30])
+def test_spill_across_batches_threads_and_memory_budgets(tmp_path, memory):
+    # each partition gets blocks from several add() calls: written to its file
+    # after every batch (memory 0), after some (4 KiB) or held to the end
+    seqs = spill_corpus("spread", seed=16) * 3 + spill_corpus("small", seed=16)
     offsets, items = csr(seqs)
     want = python_histograms(seqs, 2, None)
     cut = len(seqs) // 2
     for threads in (1, 2):
-        with WindowSpill(2, None, partitions=4, tmp_dir=tmp_path) as spill:
+        with WindowSpill(2, None, partitions=4, tmp_dir=tmp_path, memory=memory) as spill:
             for part in (seqs[:cut], seqs[cut:]):
                 spill.add(*csr(part), threads)
+            written = sum(path.stat().st_size for path in tmp_path.rglob("part-*.bin"))
+            assert (written == 0) == (memory == 1 << 30)
             assert spill.histograms(workers=threads) == want
-    with WindowSpill(2, None, partitions=4, tmp_dir=tmp_path) as spill:
+    with WindowSpill(2, None, partitions=4, tmp_dir=tmp_path, memory=memory) as spill:
         spill.add(offsets, items, 2)
         assert spill.histograms() == want
+    with pytest.raises(PerflawError, match="memory"):
+        WindowSpill(2, None, partitions=4, tmp_dir=tmp_path, memory=-1)
 
 
 def test_spill_folder_is_removed_and_spill_refuses_use_after_close(tmp_path):

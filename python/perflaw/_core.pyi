@@ -96,10 +96,11 @@ def partition_strings(
     UTF-8 ``data[offsets[i]:offsets[i + 1]]``), by a stable hash of its bytes (FNV-1a, mixed)."""
 
 class WindowWriter:
-    """Windows of m + 1 items appended to one file per prefix partition (a window's
-    partition is the index of its path); the files are temporary, native-endian int64."""
+    """Windows of m + 1 items grouped by prefix partition (a window's partition is
+    the index of its path): held in memory up to ``memory`` bytes, then appended
+    to the partitions' files (temporary, native-endian 64-bit words)."""
 
-    def __init__(self, paths: list[str], m: int) -> None: ...
+    def __init__(self, paths: list[str], m: int, memory: int = 0) -> None: ...
     def add(
         self,
         offsets: npt.NDArray[np.int64],
@@ -107,11 +108,11 @@ class WindowWriter:
         max_len: int | None = None,
         threads: int = 0,
     ) -> None:
-        """Spills every window of a CSR batch."""
+        """Adds every window of a CSR batch."""
     def histograms(
         self, threads: int = 0
     ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
-        """Flushes, then counts each file on its own: (joint_counts, joint_windows, prefix_counts, prefix_windows)."""
+        """Counts each partition on its own: (joint_counts, joint_windows, prefix_counts, prefix_windows)."""
     def close(self) -> None:
         """Closes the files; later calls raise ValueError."""
 

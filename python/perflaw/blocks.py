@@ -7,9 +7,9 @@ the count of the m-item prefix w and T the number of windows,
 
 so only two histograms {count: how many distinct windows have it} are needed.
 Histograms of window sets whose prefixes are disjoint simply add up. That is
-what lets a file larger than memory be handled: ``WindowSpill`` writes every
-window to one of P files chosen by a hash of its prefix, then counts each file
-exactly on its own. The result equals the in-memory one bit for bit, because
+what lets a file larger than memory be handled: ``WindowSpill`` sends every
+window to one of P partitions chosen by a hash of its prefix (held in memory up
+to a budget, in files beyond it), then counts each partition exactly on its own. The result equals the in-memory one bit for bit, because
 the final sums are exactly rounded (as ``math.fsum``) over the same histograms,
 by the one kernel (``_core.histogram_entropy``) every path uses.
 
@@ -102,14 +102,17 @@ def _arrays(histogram: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class WindowSpill:
-    """Spills windows to ``partitions`` files by prefix hash; ``histograms()`` counts each file alone.
+    """Groups windows by prefix hash into ``partitions``, in memory up to ``memory``
+    bytes and in one file per partition beyond it; ``histograms()`` counts each
+    partition alone.
 
-    The writing and the counting are Rust's (``_core.WindowWriter``): memory is
-    one 16 KiB buffer per partition while writing, and about two partitions'
-    windows per worker while counting. On disk a window takes at most
-    8 · (m + 1) bytes, and (m + 1) · b / 8 where the ids of a block lie within
-    2^b of each other (ids are bit-packed per block).
-    The folder is removed by ``close()`` (or on leaving a ``with`` block).
+    The grouping and the counting are Rust's (``_core.WindowWriter``): a window
+    is held as one packed integer of 8 bytes where the ids of a batch span less
+    than 2^(64 / (m + 1)) (16 bytes up to 2^(128 / (m + 1)), else its m + 1
+    ids). Once the windows held exceed ``memory``, every partition's windows
+    are appended to its file and the memory reused. While counting, a worker
+    holds about twice one partition's windows. The folder is removed by
+    ``close()`` (or on leaving a ``with`` block).
 
     Examples
     --------
@@ -119,14 +122,23 @@ class WindowSpill:
     0.0
     """
 
-    def __init__(self, m: int, max_len: int | None = None, partitions: int = 64, tmp_dir: str | None = None):
+    def __init__(
+        self,
+        m: int,
+        max_len: int | None = None,
+        partitions: int = 64,
+        tmp_dir: str | None = None,
+        memory: int = 0,
+    ):
         if partitions < 1:
             raise PerflawError(f"partitions must be >= 1, got {partitions}")
+        if memory < 0:
+            raise PerflawError(f"memory must be >= 0 bytes, got {memory}")
         self.m, self.max_len, self.partitions = m, max_len, partitions
         self._dir = Path(tempfile.mkdtemp(prefix="perflaw-windows-", dir=tmp_dir))
         paths = [self._dir / f"part-{p:04d}.bin" for p in range(partitions)]
         try:
-            self._writer = _core.WindowWriter([str(path) for path in paths], m)
+            self._writer = _core.WindowWriter([str(path) for path in paths], m, memory)
         except BaseException:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise

@@ -717,16 +717,19 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
         return _summary_of_runs(path, m, max_len, threads, block_entropy, {**settings, "grouped": False})
 
 
-# Bytes of windows per spill partition: a worker holds about twice this while counting it.
-_PARTITION_BYTES = 64 << 20
+# Bytes of windows per spill partition (a window mostly takes 8): a worker
+# holds about twice this while counting it.
+_PARTITION_BYTES = 32 << 20
+# Bytes of windows the spill holds in memory before it writes them to disk.
+_SPILL_MEMORY = 512 << 20
 
 
-def _spill_partitions(path: Path, m: int, settings: dict) -> int:
+def _spill_partitions(path: Path, settings: dict) -> int:
     """Enough partitions that each holds about _PARTITION_BYTES of windows (64 to 4,096)."""
     from perflaw.ingest import count_rows_hint
 
     rows = count_rows_hint(path, settings.get("format", "auto"))
-    return int(min(4096, max(64, math.ceil(rows * 8 * (m + 1) / _PARTITION_BYTES))))
+    return int(min(4096, max(64, math.ceil(rows * 8 / _PARTITION_BYTES))))
 
 
 def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
@@ -743,8 +746,10 @@ def _summary_of_runs(path, m, max_len, threads, block_entropy, settings):
     with contextlib.ExitStack() as stack:
         spill = None
         if block_entropy:
-            partitions = _spill_partitions(path, m, settings)
-            spill = stack.enter_context(WindowSpill(m, max_len, partitions, tmp_dir=settings.get("tmp_dir")))
+            partitions = _spill_partitions(path, settings)
+            spill = stack.enter_context(
+                WindowSpill(m, max_len, partitions, tmp_dir=settings.get("tmp_dir"), memory=_SPILL_MEMORY)
+            )
         # entered last, so left first: no batch is still being spilled when the spill closes
         worker = stack.enter_context(ThreadPoolExecutor(1))
 
