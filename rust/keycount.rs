@@ -25,6 +25,16 @@ const BUCKET_KEYS: usize = 512;
 /// Both count histograms of the keys of all `parts`, a window's prefix being
 /// `key.prefix(last_bits)`. Buckets are counted in parallel on the current rayon pool.
 pub fn key_histograms<K: Key>(parts: &[&[K]], last_bits: usize) -> Histograms {
+    key_histograms_in(parts, last_bits, &mut Vec::new())
+}
+
+/// [`key_histograms`], the keys bucketed in `bucketed` (a buffer reused from
+/// call to call: fresh memory costs page faults).
+pub fn key_histograms_in<K: Key>(
+    parts: &[&[K]],
+    last_bits: usize,
+    bucketed: &mut Vec<K>,
+) -> Histograms {
     let keys = || parts.iter().flat_map(|part| part.iter().copied());
     let total: usize = parts.iter().map(|part| part.len()).sum();
     let buckets = (total / BUCKET_KEYS)
@@ -44,13 +54,14 @@ pub fn key_histograms<K: Key>(parts: &[&[K]], last_bits: usize) -> Histograms {
         starts[b + 1] += starts[b];
     }
     let mut next = starts.clone();
-    let mut bucketed = vec![K::ZERO; total];
+    bucketed.clear();
+    bucketed.resize(total, K::ZERO);
     for key in keys() {
         let slot = &mut next[bucket_of(key)];
         bucketed[*slot] = key;
         *slot += 1;
     }
-    split_at_bounds(&mut bucketed, &starts)
+    split_at_bounds(bucketed, &starts)
         .into_par_iter()
         .fold(
             || Counter::new(last_bits),

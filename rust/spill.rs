@@ -29,7 +29,7 @@ use rayon::ThreadPool;
 
 use crate::batch::Batch;
 use crate::blocks::{partition_windows, row_histograms};
-use crate::keycount::{add_histograms, key_histograms, Histograms};
+use crate::keycount::{add_histograms, key_histograms_in, Histograms};
 use crate::packing::{Key, Packing};
 use crate::partition::partition_of;
 
@@ -163,7 +163,9 @@ impl WindowWriter {
         let parts: Vec<Histograms> = pool.install(|| {
             (0..paths.len())
                 .into_par_iter()
-                .map(|p| partition_histograms(&paths[p], &pending[p], m))
+                .map_init(CountScratch::default, |scratch, p| {
+                    partition_histograms(&paths[p], &pending[p], m, scratch)
+                })
                 .collect::<io::Result<_>>()
         })?;
         Ok(parts
@@ -346,8 +348,21 @@ fn read_blocks(words: &[u64], width: usize) -> Option<Vec<Block<'_>>> {
     Some(blocks)
 }
 
+/// Buffers a worker keeps from partition to partition while counting.
+#[derive(Default)]
+struct CountScratch {
+    written: Vec<u64>,
+    bucketed64: Vec<u64>,
+    bucketed128: Vec<u128>,
+}
+
 /// The histograms of one partition: the blocks in its file, then those still pending.
-fn partition_histograms(path: &PathBuf, pending: &[u64], m: usize) -> io::Result<Histograms> {
+fn partition_histograms(
+    path: &PathBuf,
+    pending: &[u64],
+    m: usize,
+    scratch: &mut CountScratch,
+) -> io::Result<Histograms> {
     let width = m + 1;
     let invalid = |why: &str| {
         io::Error::new(
@@ -355,7 +370,12 @@ fn partition_histograms(path: &PathBuf, pending: &[u64], m: usize) -> io::Result
             format!("{}: {why}", path.display()),
         )
     };
-    let written = read_words(path).map_err(|err| invalid(&err.to_string()))?;
+    let CountScratch {
+        written,
+        bucketed64,
+        bucketed128,
+    } = scratch;
+    read_words(path, written).map_err(|err| invalid(&err.to_string()))?;
     let mut blocks = Vec::new();
     for words in [&written[..], pending] {
         blocks.extend(
@@ -365,9 +385,9 @@ fn partition_histograms(path: &PathBuf, pending: &[u64], m: usize) -> io::Result
     }
     if let Some(common) = common_packing(&blocks, width) {
         return Ok(if common.bits * width <= 64 {
-            repacked_histograms::<u64>(&blocks, &common, width)
+            repacked_histograms(&blocks, &common, width, bucketed64)
         } else {
-            repacked_histograms::<u128>(&blocks, &common, width)
+            repacked_histograms(&blocks, &common, width, bucketed128)
         });
     }
     let mut rows = Vec::with_capacity(blocks.iter().map(|b| b.windows * width).sum());
@@ -377,8 +397,8 @@ fn partition_histograms(path: &PathBuf, pending: &[u64], m: usize) -> io::Result
     row_histograms(&rows, width).map_err(|err| invalid(&err.to_string()))
 }
 
-/// The whole file as native-endian words.
-fn read_words(path: &PathBuf) -> io::Result<Vec<u64>> {
+/// The whole file as native-endian words, into `words`.
+fn read_words(path: &PathBuf, words: &mut Vec<u64>) -> io::Result<()> {
     let mut file = File::open(path)?;
     let bytes = file.metadata()?.len() as usize;
     if bytes % 8 != 0 {
@@ -387,9 +407,9 @@ fn read_words(path: &PathBuf) -> io::Result<Vec<u64>> {
             "not a whole number of words",
         ));
     }
-    let mut words = vec![0u64; bytes / 8];
-    file.read_exact(words_as_bytes_mut(&mut words))?;
-    Ok(words)
+    words.clear();
+    words.resize(bytes / 8, 0);
+    file.read_exact(words_as_bytes_mut(words))
 }
 
 /// One packing for every block, where all hold keys and their ids, taken
@@ -405,7 +425,12 @@ fn common_packing(blocks: &[Block], width: usize) -> Option<Packing> {
 
 /// The histograms of key blocks under the `common` packing: blocks already
 /// in it are counted where they lie, the others repacked first.
-fn repacked_histograms<K: Key>(blocks: &[Block], common: &Packing, width: usize) -> Histograms {
+fn repacked_histograms<K: Key>(
+    blocks: &[Block],
+    common: &Packing,
+    width: usize,
+    bucketed: &mut Vec<K>,
+) -> Histograms {
     let mut repacked: Vec<K> = Vec::new();
     let mut slices: Vec<&[K]> = Vec::new();
     for block in blocks {
@@ -422,7 +447,7 @@ fn repacked_histograms<K: Key>(blocks: &[Block], common: &Packing, width: usize)
         }
     }
     slices.push(&repacked);
-    key_histograms(&slices, common.bits)
+    key_histograms_in(&slices, common.bits, bucketed)
 }
 
 #[cfg(test)]
