@@ -1,6 +1,7 @@
 """`perflaw.data_quality(path)` against pyarrow's own read of the same columns, per format.
 
-Run (each case in a fresh process, the file already in the page cache; best of --repeats)::
+Run (each case in a fresh process, the file already in the page cache; the cases take turns,
+--repeats rounds, best of each)::
 
     python benches/bench_stream.py [--tokens 50000000] [--formats parquet csv sasrec] [--repeats 3]
     python benches/bench_stream.py --tokens 1000000000 --formats parquet --repeats 1 --tmp DIR
@@ -123,9 +124,15 @@ def run(path: Path, body: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def best(path: Path, body: str, repeats: int) -> dict:
-    runs = [run(path, body) for _ in range(repeats)]
-    return {"seconds": min(r["seconds"] for r in runs), "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+def best_interleaved(path: Path, bodies: dict[str, str], repeats: int) -> dict[str, dict]:
+    """Best time (and the largest peak RSS) of each case, the cases taking turns
+    round by round, so that a machine that slows down midway slows them all."""
+    runs: dict[str, list[dict]] = {name: [] for name in bodies}
+    for _ in range(repeats):
+        for name, body in bodies.items():
+            runs[name].append(run(path, body))
+    return {name: {"seconds": min(r["seconds"] for r in rs), "peak_rss_mib": max(r["peak_rss_mib"] for r in rs)}
+            for name, rs in runs.items()}
 
 
 def main() -> None:
@@ -151,11 +158,12 @@ def main() -> None:
             subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # into the page cache
             # a reader of the whole file holds all of it: past WHOLE_FILE_TOKENS only the streamed ones run
             readers = {name: body for name, body in READERS[form].items() if tokens <= WHOLE_FILE_TOKENS or name in STREAMED}
-            reads = {name: best(path, body, args.repeats) for name, body in readers.items()}
-            fastest = min(reads, key=lambda name: reads[name]["seconds"])
-            read = reads[fastest]["seconds"]
-            off = best(path, PERFLAW.format(block=False, tokens=tokens), args.repeats)
-            on = best(path, PERFLAW.format(block=True, tokens=tokens), args.repeats)
+            cases = {**readers, "off": PERFLAW.format(block=False, tokens=tokens),
+                     "on": PERFLAW.format(block=True, tokens=tokens)}
+            results = best_interleaved(path, cases, args.repeats)
+            off, on = results.pop("off"), results.pop("on")
+            fastest = min(results, key=lambda name: results[name]["seconds"])
+            read = results[fastest]["seconds"]
             size = path.stat().st_size / 2**20
             print(f"| {form} | {size:,.0f} MiB (written in {written:.0f} s) | {read:.2f} s ({fastest}) "
                   f"| {off['seconds']:.2f} s (**{off['seconds'] / read:.2f}x**) "

@@ -21,7 +21,7 @@ use rayon::ThreadPool;
 
 use crate::batch::Batch;
 use crate::error::{KernelError, Result};
-use crate::keycount::key_histograms;
+use crate::keycount::{key_histograms, Histogram};
 use crate::packing::{Key, Packing};
 use crate::partition;
 use crate::sums::exact_sum;
@@ -66,9 +66,24 @@ impl WindowCounts {
     }
 
     /// Counts every window of every sequence of the batch (after truncation).
+    /// Where the batch's ids pack, windows go straight from the batch to keys.
     pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
-        let (rows, _) = partition_windows(batch, self.m, max_len, 1, pool);
-        let (rows, counts) = pool.install(|| sorted_distinct(&rows, None, self.width()));
+        let width = self.width();
+        let windows = || (0..batch.len()).flat_map(|u| batch.sequence(u, max_len).windows(width));
+        let (rows, counts) = match Packing::of(batch.items(), width) {
+            Some(packing) if packing.bits * width <= 64 => {
+                let keys: Vec<u64> = windows().map(|window| packing.pack(window)).collect();
+                pool.install(|| packing.distinct_keys(keys, width))
+            }
+            Some(packing) => {
+                let keys: Vec<u128> = windows().map(|window| packing.pack(window)).collect();
+                pool.install(|| packing.distinct_keys(keys, width))
+            }
+            None => {
+                let rows: Vec<i64> = windows().flatten().copied().collect();
+                sorted_distinct_rows(&rows, None, width)
+            }
+        };
         self.absorb(&rows, &counts);
     }
 
@@ -162,20 +177,19 @@ impl WindowCounts {
     /// Rows are sorted, so windows with the same prefix are neighbours.
     pub fn histograms(&self) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
         let (width, m) = (self.width(), self.m);
-        let mut joint: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut prefix: BTreeMap<u64, u64> = BTreeMap::new();
+        let (mut joint, mut prefix) = (Histogram::default(), Histogram::default());
         let mut prefix_run = 0u64;
         for (i, &count) in self.counts.iter().enumerate() {
-            *joint.entry(count).or_default() += 1;
+            joint.add(count);
             prefix_run += count;
             let this = &self.rows[i * width..i * width + m];
             let next = self.rows.get((i + 1) * width..(i + 1) * width + m);
             if next != Some(this) {
-                *prefix.entry(prefix_run).or_default() += 1;
+                prefix.add(prefix_run);
                 prefix_run = 0;
             }
         }
-        (joint, prefix)
+        (joint.into_map(), prefix.into_map())
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use crate::packing::Key;
+use crate::packing::{split_at_bounds, Key};
 
 /// Count histograms of the windows and of their prefixes.
 pub type Histograms = (BTreeMap<u64, u64>, BTreeMap<u64, u64>);
@@ -74,17 +74,6 @@ pub fn key_histograms_in<K: Key>(
         .reduce(Histograms::default, add_histograms)
 }
 
-/// `values` cut at `bounds` (ascending, first 0, last the length) into disjoint slices.
-fn split_at_bounds<'a, T>(mut values: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
-    let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
-    for pair in bounds.windows(2) {
-        let (slice, rest) = std::mem::take(&mut values).split_at_mut(pair[1] - pair[0]);
-        slices.push(slice);
-        values = rest;
-    }
-    slices
-}
-
 /// The sum of two pairs of count histograms.
 pub fn add_histograms(mut total: Histograms, part: Histograms) -> Histograms {
     for (sum, part) in [(&mut total.0, part.0), (&mut total.1, part.1)] {
@@ -139,7 +128,7 @@ impl Counter {
 }
 
 /// A histogram of counts: small counts (most of them) in an array, the rest in a map.
-struct Histogram {
+pub struct Histogram {
     small: [u64; Self::SMALL],
     large: BTreeMap<u64, u64>,
 }
@@ -156,14 +145,14 @@ impl Default for Histogram {
 impl Histogram {
     const SMALL: usize = 256;
 
-    fn add(&mut self, count: u64) {
+    pub fn add(&mut self, count: u64) {
         match self.small.get_mut(count as usize) {
             Some(slot) => *slot += 1,
             None => *self.large.entry(count).or_default() += 1,
         }
     }
 
-    fn into_map(self) -> BTreeMap<u64, u64> {
+    pub fn into_map(self) -> BTreeMap<u64, u64> {
         let mut map = self.large;
         for (count, &windows) in self.small.iter().enumerate() {
             if windows > 0 {

@@ -177,17 +177,20 @@ impl Packing {
     ) -> (Vec<i64>, Vec<u64>) {
         let keys = rows.chunks_exact(width).map(|row| self.pack::<K>(row));
         match counts {
-            None => {
-                let mut keys: Vec<K> = keys.collect();
-                K::sort(&mut keys, self.bits * width);
-                self.unpack_runs(keys.into_iter().map(|key| (key, 1)), width)
-            }
+            None => self.distinct_keys(keys.collect(), width),
             Some(counts) => {
                 let mut keyed: Vec<(K, u64)> = keys.zip(counts.iter().copied()).collect();
                 keyed.sort_unstable_by_key(|&(key, _)| key);
                 self.unpack_runs(keyed.into_iter(), width)
             }
         }
+    }
+
+    /// The distinct rows of packed `keys` (rows of `width` ids), in row order,
+    /// each with its number of copies.
+    pub fn distinct_keys<K: Key>(&self, mut keys: Vec<K>, width: usize) -> (Vec<i64>, Vec<u64>) {
+        K::sort(&mut keys, self.bits * width);
+        self.unpack_runs(keys.into_iter().map(|key| (key, 1)), width)
     }
 
     /// Sorted (key, count) pairs as distinct rows and summed counts.
@@ -221,33 +224,55 @@ impl Packing {
     }
 }
 
-/// Sorts keys below 2^bits: least significant digit first, 11 bits a pass (the
-/// digit counts stay in the L1 cache), a few linear passes instead of a
-/// comparison sort's log n; short inputs take the comparison sort.
+/// Sorts keys below 2^bits, most significant digit first: a counting-sort
+/// pass on the top 11 bits splits the keys into buckets, which are sorted
+/// the same way on the next 11 bits, in parallel on the current rayon pool,
+/// down to buckets small enough for the comparison sort (in the caches).
+/// Skewed keys (a few frequent ids) only make some buckets deeper.
 pub fn radix_sort(keys: &mut Vec<u64>, bits: usize) {
-    const DIGIT: usize = 11;
-    const MASK: u64 = (1 << DIGIT) - 1;
-    if keys.len() < 1 << 12 {
+    let mut scratch = vec![0u64; keys.len()];
+    msd_sort(keys, &mut scratch, bits);
+}
+
+fn msd_sort(keys: &mut [u64], scratch: &mut [u64], bits: usize) {
+    const DIGIT: usize = 8;
+    const SMALL: usize = 1 << 10;
+    if keys.len() <= SMALL || bits == 0 {
         keys.sort_unstable();
         return;
     }
-    let mut sorted = vec![0u64; keys.len()];
-    for shift in (0..bits).step_by(DIGIT) {
-        let mut starts = [0usize; 1 << DIGIT];
-        for &key in keys.iter() {
-            starts[((key >> shift) & MASK) as usize] += 1;
-        }
-        let mut next = 0;
-        for start in starts.iter_mut() {
-            (*start, next) = (next, next + *start);
-        }
-        for &key in keys.iter() {
-            let digit = ((key >> shift) & MASK) as usize;
-            sorted[starts[digit]] = key;
-            starts[digit] += 1;
-        }
-        std::mem::swap(keys, &mut sorted);
+    let shift = bits.saturating_sub(DIGIT);
+    let mask = (1u64 << (bits - shift)) - 1;
+    let digit = |key: u64| ((key >> shift) & mask) as usize;
+    let mut starts = vec![0usize; (1 << DIGIT) + 1];
+    for &key in keys.iter() {
+        starts[digit(key) + 1] += 1;
     }
+    for b in 0..1 << DIGIT {
+        starts[b + 1] += starts[b];
+    }
+    let mut next = starts.clone();
+    for &key in keys.iter() {
+        let slot = &mut next[digit(key)];
+        scratch[*slot] = key;
+        *slot += 1;
+    }
+    keys.copy_from_slice(scratch);
+    split_at_bounds(keys, &starts)
+        .into_par_iter()
+        .zip(split_at_bounds(scratch, &starts))
+        .for_each(|(bucket, scratch)| msd_sort(bucket, scratch, shift));
+}
+
+/// `values` cut at `bounds` (ascending, first 0, last the length) into disjoint slices.
+pub fn split_at_bounds<'a, T>(mut values: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+    let mut slices = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for pair in bounds.windows(2) {
+        let (slice, rest) = std::mem::take(&mut values).split_at_mut(pair[1] - pair[0]);
+        slices.push(slice);
+        values = rest;
+    }
+    slices
 }
 
 #[cfg(test)]

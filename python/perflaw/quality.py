@@ -721,7 +721,7 @@ def _stream_summary(path, m, max_len, threads, block_entropy, format, progress, 
 # holds about twice this while counting it.
 _PARTITION_BYTES = 32 << 20
 # Bytes of windows the spill holds in memory before it writes them to disk.
-_SPILL_MEMORY = 128 << 20
+_SPILL_MEMORY = 64 << 20
 
 
 def _spill_partitions(path: Path, settings: dict) -> int:
