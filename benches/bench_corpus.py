@@ -8,7 +8,7 @@ Run the side-by-side table (one process, best of --repeats, ns per token)::
   its budget) against ``baselines.lz_sums_numpy`` (the same closed form, level by
   level with ``np.unique``).
 * Block entropy H(X3 | X1, X2): ``_core.WindowCounts`` in memory and
-  ``perflaw.blocks.WindowSpill`` through disk against packed int64 keys counted by
+  ``perflaw.blocks.WindowSpill`` (through disk, or held in memory) against packed int64 keys counted by
   ``np.unique`` or by ``pyarrow.compute.value_counts``.
 
 Every implementation's result is checked against the others before timing.
@@ -36,8 +36,9 @@ def table_entropy(offsets, items, threads: int) -> float:
     return table.conditional_entropy()
 
 
-def spilled_entropy(offsets, items, threads: int, batch_users: int = 40_000) -> float:
-    with WindowSpill(2, partitions=64) as spill:
+def spilled_entropy(offsets, items, threads: int, memory: int = 0, batch_users: int = 40_000) -> float:
+    """Through ``WindowSpill`` in batches: every batch to disk (memory 0), or all held in memory."""
+    with WindowSpill(2, partitions=64, memory=memory) as spill:
         for first in range(0, len(offsets) - 1, batch_users):
             last = min(first + batch_users, len(offsets) - 1)
             part = offsets[first : last + 1]
@@ -70,6 +71,8 @@ def main() -> None:
             "perflaw in memory (WindowCounts), 1 thread": lambda: table_entropy(offsets, items, 1),
             "perflaw in memory (WindowCounts), 2 threads": lambda: table_entropy(offsets, items, 2),
             "perflaw spilled to disk (WindowSpill), 2 threads": lambda: spilled_entropy(offsets, items, 2),
+            "perflaw partitioned in memory (WindowSpill, memory=1 GiB), 2 threads":
+                lambda: spilled_entropy(offsets, items, 2, memory=1 << 30),
             "numpy (packed keys, np.unique)": lambda: block_entropy_numpy(offsets, items),
             "pyarrow (packed keys, value_counts)": lambda: block_entropy_numpy(offsets, items, counter="pyarrow"),
         },

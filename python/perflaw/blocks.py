@@ -9,9 +9,10 @@ so only two histograms {count: how many distinct windows have it} are needed.
 Histograms of window sets whose prefixes are disjoint simply add up. That is
 what lets a file larger than memory be handled: ``WindowSpill`` sends every
 window to one of P partitions chosen by a hash of its prefix (held in memory up
-to a budget, in files beyond it), then counts each partition exactly on its own. The result equals the in-memory one bit for bit, because
-the final sums are exactly rounded (as ``math.fsum``) over the same histograms,
-by the one kernel (``_core.histogram_entropy``) every path uses.
+to a budget, in files beyond it), then counts each partition exactly on its
+own. The result equals the in-memory one bit for bit, because the final sums
+are exactly rounded (as ``math.fsum``) over the same histograms, by the one
+kernel (``_core.histogram_entropy``) every path uses.
 
 The windows are spread over the files by the project's one partitioner
 (``rust/partition.rs``, as for users in ``perflaw.ingest`` and the Ray path).
