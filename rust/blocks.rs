@@ -17,6 +17,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use rayon::ThreadPool;
 
 use crate::batch::Batch;
@@ -27,12 +29,35 @@ use crate::partition;
 use crate::sums::exact_sum;
 
 /// Exact counts of all windows of length m + 1 seen so far.
+///
+/// The first batch of an empty table is kept as packed keys, unsorted: its
+/// histograms come straight from them (`keycount.rs`, far quicker than a
+/// sorted table), and the table is built only when a second batch, a merge or
+/// the arrays need it.
 #[derive(Clone)]
 pub struct WindowCounts {
     m: usize,
     /// the distinct windows, sorted lexicographically, m + 1 ids each
     rows: Vec<i64>,
     counts: Vec<u64>,
+    /// the first batch's windows, not yet in the table
+    fresh: Option<FreshKeys>,
+}
+
+/// Windows packed into 64-bit keys, and the pool to sort or count them on.
+#[derive(Clone)]
+struct FreshKeys {
+    packing: Packing,
+    keys: Vec<u64>,
+    pool: Arc<ThreadPool>,
+}
+
+impl FreshKeys {
+    /// The distinct rows of the keys, sorted, with their counts.
+    fn table(&self, width: usize) -> (Vec<i64>, Vec<u64>) {
+        self.pool
+            .install(|| self.packing.distinct_keys(self.keys.clone(), width))
+    }
 }
 
 impl WindowCounts {
@@ -44,6 +69,7 @@ impl WindowCounts {
             m,
             rows: Vec::new(),
             counts: Vec::new(),
+            fresh: None,
         })
     }
 
@@ -57,22 +83,47 @@ impl WindowCounts {
 
     /// Number of distinct windows.
     pub fn distinct(&self) -> usize {
-        self.counts.len()
+        match &self.fresh {
+            Some(fresh) => fresh.table(self.width()).1.len(),
+            None => self.counts.len(),
+        }
     }
 
     /// Number of windows counted (T).
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        let fresh = self
+            .fresh
+            .as_ref()
+            .map_or(0, |fresh| fresh.keys.len() as u64);
+        self.counts.iter().sum::<u64>() + fresh
+    }
+
+    /// Moves the fresh keys, if any, into the sorted table.
+    fn settle(&mut self) {
+        if let Some(fresh) = self.fresh.take() {
+            let (rows, counts) = fresh.table(self.width());
+            self.absorb(&rows, &counts);
+        }
     }
 
     /// Counts every window of every sequence of the batch (after truncation).
     /// Where the batch's ids pack, windows go straight from the batch to keys.
-    pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &ThreadPool) {
+    pub fn update(&mut self, batch: &Batch, max_len: Option<usize>, pool: &Arc<ThreadPool>) {
+        self.settle();
         let width = self.width();
         let windows = || (0..batch.len()).flat_map(|u| batch.sequence(u, max_len).windows(width));
         let (rows, counts) = match Packing::of(batch.items(), width) {
             Some(packing) if packing.bits * width <= 64 => {
                 let keys: Vec<u64> = windows().map(|window| packing.pack(window)).collect();
+                if self.counts.is_empty() {
+                    let pool = Arc::clone(pool);
+                    self.fresh = Some(FreshKeys {
+                        packing,
+                        keys,
+                        pool,
+                    });
+                    return;
+                }
                 pool.install(|| packing.distinct_keys(keys, width))
             }
             Some(packing) => {
@@ -95,7 +146,9 @@ impl WindowCounts {
                 right: other.m,
             });
         }
-        self.absorb(&other.rows, &other.counts);
+        self.settle();
+        let (rows, counts) = other.to_arrays();
+        self.absorb(&rows, &counts);
         Ok(())
     }
 
@@ -143,7 +196,10 @@ impl WindowCounts {
 
     /// All windows (row-major, m + 1 ids each) and their counts, sorted by window.
     pub fn to_arrays(&self) -> (Vec<i64>, Vec<u64>) {
-        (self.rows.clone(), self.counts.clone())
+        match &self.fresh {
+            Some(fresh) => fresh.table(self.width()),
+            None => (self.rows.clone(), self.counts.clone()),
+        }
     }
 
     /// Rebuilds a table from `to_arrays` output (counts add up for repeated rows).
@@ -176,6 +232,11 @@ impl WindowCounts {
     /// entropy needs, and those of tables whose prefixes are disjoint add up.
     /// Rows are sorted, so windows with the same prefix are neighbours.
     pub fn histograms(&self) -> (BTreeMap<u64, u64>, BTreeMap<u64, u64>) {
+        if let Some(fresh) = &self.fresh {
+            return fresh
+                .pool
+                .install(|| key_histograms(&[&fresh.keys], fresh.packing.bits));
+        }
         let (width, m) = (self.width(), self.m);
         let (mut joint, mut prefix) = (Histogram::default(), Histogram::default());
         let mut prefix_run = 0u64;
@@ -550,5 +611,39 @@ mod tests {
             merged.conditional_entropy().to_bits()
         );
         assert!(merged.merge(&WindowCounts::new(3).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_fresh_batch_counts_like_the_sorted_table() {
+        // one batch is kept as keys; a second update, a merge or the arrays
+        // build the table: every view must agree with the naive definition
+        let seqs = sample();
+        let (offsets, items) = csr(&seqs);
+        let batch = Batch::new(&offsets, &items).unwrap();
+        let mut fresh = WindowCounts::new(2).unwrap();
+        fresh.update(&batch, Some(7), &pool(2).unwrap());
+        assert!(fresh.fresh.is_some());
+        let mut settled = WindowCounts::new(2).unwrap();
+        settled.merge(&fresh).unwrap();
+        assert!(settled.fresh.is_none());
+        assert_eq!(fresh.histograms(), settled.histograms());
+        assert_eq!(fresh.to_arrays(), settled.to_arrays());
+        assert_eq!(
+            (fresh.total(), fresh.distinct()),
+            (settled.total(), settled.distinct())
+        );
+        let truncated: Vec<Vec<i64>> = seqs
+            .iter()
+            .map(|s| s[s.len().saturating_sub(7)..].to_vec())
+            .collect();
+        let want = naive_entropy(&truncated, 2);
+        assert!((fresh.conditional_entropy() - want).abs() < 1e-12);
+        // a second batch: the fresh keys go into the table first
+        let once = settled.total();
+        fresh.update(&batch, Some(7), &pool(1).unwrap());
+        settled.update(&batch, Some(7), &pool(1).unwrap());
+        assert!(fresh.fresh.is_none());
+        assert_eq!(fresh.to_arrays(), settled.to_arrays());
+        assert_eq!(fresh.total(), 2 * once);
     }
 }

@@ -12,6 +12,7 @@ use crate::partition::mix;
 
 /// Rows packed into one integer each: every id minus the smallest, in `bits`
 /// bits, the first id highest, so that integer order is row order.
+#[derive(Clone, Copy)]
 pub struct Packing {
     pub low: i64,
     pub bits: usize,
