@@ -16,7 +16,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-
 use std::sync::Arc;
 
 use rayon::ThreadPool;
@@ -54,9 +53,18 @@ struct FreshKeys {
 
 impl FreshKeys {
     /// The distinct rows of the keys, sorted, with their counts.
+    fn into_table(self, width: usize) -> (Vec<i64>, Vec<u64>) {
+        let Self {
+            packing,
+            keys,
+            pool,
+        } = self;
+        pool.install(|| packing.distinct_keys(keys, width))
+    }
+
+    /// [`FreshKeys::into_table`] of a copy, the keys kept.
     fn table(&self, width: usize) -> (Vec<i64>, Vec<u64>) {
-        self.pool
-            .install(|| self.packing.distinct_keys(self.keys.clone(), width))
+        self.clone().into_table(width)
     }
 }
 
@@ -101,7 +109,7 @@ impl WindowCounts {
     /// Moves the fresh keys, if any, into the sorted table.
     fn settle(&mut self) {
         if let Some(fresh) = self.fresh.take() {
-            let (rows, counts) = fresh.table(self.width());
+            let (rows, counts) = fresh.into_table(self.width());
             self.absorb(&rows, &counts);
         }
     }

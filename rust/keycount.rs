@@ -209,7 +209,7 @@ mod tests {
             (10_000, 50, 3),
             (100_000, 1 << 20, 10),
             (300_000, 1 << 40, 17),
-            // one prefix holds most keys: its bucket grows its tables
+            // one prefix holds most keys: one bucket far larger than the rest
             (200_000, 64, 30),
         ] {
             let keys = keys(n, modulus, n as u64 + 1);

@@ -23,13 +23,10 @@ pub trait Key: Copy + Ord + Send + Sync {
     /// Sorts keys below 2^bits.
     fn sort(keys: &mut Vec<Self>, bits: usize);
     fn push(self, bits: usize, value: u64) -> Self;
-    fn field(self, shift: usize, mask: u64) -> u64;
     /// The key without its last `bits` bits: the packed prefix of the row.
     fn prefix(self, bits: usize) -> Self;
     /// A well-spread 64-bit hash of the key.
     fn hash(self) -> u64;
-    /// The key folded into 64 bits (itself where it fits), for cheaper hashing.
-    fn fold(self) -> u64;
     fn from_u128(value: u128) -> Self;
     fn to_u128(self) -> u128;
     /// Appends the key as `WORDS` 64-bit words, low word first.
@@ -49,17 +46,11 @@ impl Key for u64 {
     fn push(self, bits: usize, value: u64) -> Self {
         (self << bits) | value
     }
-    fn field(self, shift: usize, mask: u64) -> u64 {
-        (self >> shift) & mask
-    }
     fn prefix(self, bits: usize) -> Self {
         self >> bits
     }
     fn hash(self) -> u64 {
         mix(self)
-    }
-    fn fold(self) -> u64 {
-        self
     }
     fn from_u128(value: u128) -> Self {
         value as u64
@@ -87,17 +78,11 @@ impl Key for u128 {
     fn push(self, bits: usize, value: u64) -> Self {
         (self << bits) | value as u128
     }
-    fn field(self, shift: usize, mask: u64) -> u64 {
-        ((self >> shift) as u64) & mask
-    }
     fn prefix(self, bits: usize) -> Self {
         self >> bits
     }
     fn hash(self) -> u64 {
         mix(self as u64 ^ mix((self >> 64) as u64))
-    }
-    fn fold(self) -> u64 {
-        self as u64 ^ mix((self >> 64) as u64)
     }
     fn from_u128(value: u128) -> Self {
         value
@@ -200,11 +185,6 @@ impl Packing {
         sorted: impl Iterator<Item = (K, u64)>,
         width: usize,
     ) -> (Vec<i64>, Vec<u64>) {
-        let mask = if self.bits == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.bits) - 1
-        };
         let mut rows = Vec::new();
         let mut counts: Vec<u64> = Vec::new();
         let mut last: Option<K> = None;
@@ -214,11 +194,7 @@ impl Packing {
                 continue;
             }
             last = Some(key);
-            rows.extend(
-                (0..width)
-                    .rev()
-                    .map(|k| self.low.wrapping_add(key.field(k * self.bits, mask) as i64)),
-            );
+            rows.extend(self.unpack(key.to_u128(), width));
             counts.push(count);
         }
         (rows, counts)
@@ -226,8 +202,8 @@ impl Packing {
 }
 
 /// Sorts keys below 2^bits, most significant digit first: a counting-sort
-/// pass on the top 11 bits splits the keys into buckets, which are sorted
-/// the same way on the next 11 bits, in parallel on the current rayon pool,
+/// pass on the top 8 bits splits the keys into buckets, which are sorted
+/// the same way on the next 8 bits, in parallel on the current rayon pool,
 /// down to buckets small enough for the comparison sort (in the caches).
 /// Skewed keys (a few frequent ids) only make some buckets deeper.
 pub fn radix_sort(keys: &mut Vec<u64>, bits: usize) {

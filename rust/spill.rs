@@ -156,9 +156,7 @@ impl WindowWriter {
     /// Counts every partition on its own (as many at once as `pool` has
     /// threads) and adds up their histograms.
     pub fn histograms(&mut self, pool: &ThreadPool) -> io::Result<Histograms> {
-        for file in &mut self.files {
-            file.flush()?;
-        }
+        // (files are unbuffered: every block written out is already in them)
         let (m, paths, pending) = (self.m, &self.paths, &self.pending);
         let parts: Vec<Histograms> = pool.install(|| {
             (0..paths.len())
@@ -286,12 +284,9 @@ impl Block<'_> {
         Packing::spanning(self.low, self.high, width)
     }
 
-    fn key_words(&self) -> usize {
-        if self.kind == KEYS64 {
-            1
-        } else {
-            2
-        }
+    /// Words a window takes in the block.
+    fn window_words(&self, width: usize) -> usize {
+        window_words(self.kind, width).expect("checked by read_blocks")
     }
 
     /// The block's windows as rows of ids, appended to `rows`.
@@ -301,9 +296,19 @@ impl Block<'_> {
             return;
         }
         let packing = self.packing(width).expect("a key block's ids pack");
-        for key in self.data.chunks_exact(self.key_words()) {
+        for key in self.data.chunks_exact(self.window_words(width)) {
             rows.extend(packing.unpack(key_of(key), width));
         }
+    }
+}
+
+/// Words a window takes in a block of this kind; None for an unknown kind.
+fn window_words(kind: u64, width: usize) -> Option<usize> {
+    match kind {
+        ROWS => Some(width),
+        KEYS64 => Some(1),
+        KEYS128 => Some(2),
+        _ => None,
     }
 }
 
@@ -324,14 +329,8 @@ fn read_blocks(words: &[u64], width: usize) -> Option<Vec<Block<'_>>> {
             return None;
         };
         let (windows, low, high) = (usize::try_from(windows).ok()?, low as i64, high as i64);
-        let window_words = match kind {
-            ROWS => width,
-            KEYS64 => 1,
-            KEYS128 => 2,
-            _ => return None,
-        };
         rest = &rest[HEADER_WORDS..];
-        let data = rest.get(..windows.checked_mul(window_words)?)?;
+        let data = rest.get(..windows.checked_mul(window_words(kind, width)?)?)?;
         rest = &rest[data.len()..];
         let block = Block {
             kind,
@@ -441,7 +440,7 @@ fn repacked_histograms<K: Key>(
             _ => repacked.extend(
                 block
                     .data
-                    .chunks_exact(block.key_words())
+                    .chunks_exact(block.window_words(width))
                     .map(|key| K::from_u128(packing.repack(key_of(key), common, width))),
             ),
         }
