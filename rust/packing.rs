@@ -29,9 +29,7 @@ pub trait Key: Copy + Ord + Send + Sync {
     fn hash(self) -> u64;
     fn from_u128(value: u128) -> Self;
     fn to_u128(self) -> u128;
-    /// Appends the key as `WORDS` 64-bit words, low word first.
-    fn push_words(self, out: &mut Vec<u64>);
-    /// The key of `WORDS` words written by `push_words`.
+    /// The key of `WORDS` 64-bit words, low word first.
     fn from_words(words: &[u64]) -> Self;
     /// The words as keys, where a key is one word.
     fn as_keys(words: &[u64]) -> Option<&[Self]>;
@@ -57,9 +55,6 @@ impl Key for u64 {
     }
     fn to_u128(self) -> u128 {
         self as u128
-    }
-    fn push_words(self, out: &mut Vec<u64>) {
-        out.push(self);
     }
     fn from_words(words: &[u64]) -> Self {
         words[0]
@@ -89,9 +84,6 @@ impl Key for u128 {
     }
     fn to_u128(self) -> u128 {
         self
-    }
-    fn push_words(self, out: &mut Vec<u64>) {
-        out.extend([self as u64, (self >> 64) as u64]);
     }
     fn from_words(words: &[u64]) -> Self {
         words[0] as u128 | (words[1] as u128) << 64

@@ -22,6 +22,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
 
 use rayon::prelude::*;
@@ -53,19 +54,21 @@ pub struct WindowWriter {
     keys128: Scratch<u128>,
 }
 
-/// The buffers of one batch's keys.
+/// The buffers of one batch's keys, kept from batch to batch.
 struct Scratch<K> {
     /// per range of users, the windows it sends to each partition
     counts: Vec<Vec<usize>>,
-    /// every key, grouped by partition
-    grouped: Vec<K>,
+    /// every window's key and partition, in user order
+    keys: Vec<K>,
+    groups: Vec<u32>,
 }
 
 impl<K> Default for Scratch<K> {
     fn default() -> Self {
         Self {
             counts: Vec::new(),
-            grouped: Vec::new(),
+            keys: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -106,8 +109,7 @@ impl WindowWriter {
         pool: &ThreadPool,
     ) -> io::Result<()> {
         let width = self.m + 1;
-        let items = batch.items();
-        let (Some(&low), Some(&high)) = (items.iter().min(), items.iter().max()) else {
+        let Some((low, high)) = id_range(batch.items(), pool) else {
             return Ok(());
         };
         let how = |kind| BatchKeys {
@@ -172,6 +174,19 @@ impl WindowWriter {
     }
 }
 
+/// The smallest and the largest id, in one parallel pass; None when there are none.
+fn id_range(items: &[i64], pool: &ThreadPool) -> Option<(i64, i64)> {
+    let widen = |(low, high): (i64, i64), (a, b): (i64, i64)| (low.min(a), high.max(b));
+    let none = (i64::MAX, i64::MIN);
+    let range = pool.install(|| {
+        items
+            .par_chunks(1 << 16)
+            .map(|chunk| chunk.iter().fold(none, |range, &id| widen(range, (id, id))))
+            .reduce(|| none, widen)
+    });
+    Some(range).filter(|_| !items.is_empty())
+}
+
 /// `ranges` (at most one per user) ranges of users covering the batch.
 fn user_ranges(users: usize, ranges: usize) -> Vec<std::ops::Range<usize>> {
     let ranges = ranges.clamp(1, users.max(1));
@@ -180,11 +195,26 @@ fn user_ranges(users: usize, ranges: usize) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
+/// Splits `rest` into consecutive pieces of the given lengths.
+fn split_lengths<'a, T>(
+    mut rest: &'a mut [T],
+    lengths: impl Iterator<Item = usize>,
+) -> Vec<&'a mut [T]> {
+    lengths
+        .map(|length| {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(length);
+            rest = tail;
+            piece
+        })
+        .collect()
+}
+
 /// Appends the batch's windows, as packed keys, to the pending blocks: one block per partition.
 ///
-/// Two parallel passes over ranges of users: the first counts the windows
-/// each range sends to each partition, which gives every (partition, range)
-/// pair its own slice of one buffer; the second packs every window into its
+/// Two parallel passes over ranges of users: the first packs every window
+/// and finds its partition, counting the windows each range sends to each
+/// partition; that gives every (partition, range) pair its own slice of the
+/// partition's pending words, and the second pass copies each key into its
 /// slice. Ranges keep user order within a partition, for any thread count.
 fn group_keys<K: Key>(
     pending: &mut [Vec<u64>],
@@ -196,60 +226,144 @@ fn group_keys<K: Key>(
     let (m, parts) = (how.m, pending.len());
     let packing = Packing::spanning(how.low, how.high, m + 1).expect("the ids pack");
     let ranges = user_ranges(batch.len(), pool.current_num_threads() * 4);
-    let windows_of = |users: std::ops::Range<usize>| {
-        users.flat_map(move |u| batch.sequence(u, how.max_len).windows(m + 1))
-    };
-    scratch.counts.resize_with(ranges.len(), Vec::new);
+    let sequences = |users: std::ops::Range<usize>| users.map(|u| batch.sequence(u, how.max_len));
+    let sizes: Vec<usize> = ranges
+        .iter()
+        .map(|users| {
+            sequences(users.clone())
+                .map(|seq| seq.len().saturating_sub(m))
+                .sum()
+        })
+        .collect();
+    let total = sizes.iter().sum();
+    let Scratch {
+        counts,
+        keys,
+        groups,
+    } = scratch;
+    keys.resize(total, K::ZERO);
+    groups.resize(total, 0);
+    counts.resize_with(ranges.len(), Vec::new);
+    let mut keys_of = split_lengths(keys, sizes.iter().copied());
+    let mut groups_of = split_lengths(groups, sizes.iter().copied());
     pool.install(|| {
-        scratch
-            .counts
-            .par_iter_mut()
-            .zip(ranges.clone())
-            .for_each(|(counts, users)| {
+        (
+            counts.par_iter_mut(),
+            keys_of.par_iter_mut(),
+            groups_of.par_iter_mut(),
+            ranges.par_iter(),
+        )
+            .into_par_iter()
+            .for_each(|(counts, keys, groups, users)| {
                 counts.clear();
                 counts.resize(parts, 0);
-                for window in windows_of(users) {
-                    counts[partition_of(&window[..m], parts)] += 1;
+                let mut placed = Placed {
+                    keys,
+                    groups,
+                    counts,
+                    next: 0,
+                };
+                let seqs = sequences(users.clone());
+                match m + 1 {
+                    2 => placed.windows_of::<2>(seqs, &packing),
+                    3 => placed.windows_of::<3>(seqs, &packing),
+                    4 => placed.windows_of::<4>(seqs, &packing),
+                    width => {
+                        for window in seqs.flat_map(|seq| seq.windows(width)) {
+                            placed.place(window, &packing);
+                        }
+                    }
                 }
             })
     });
-    let total = scratch.counts.iter().flatten().sum();
-    scratch.grouped.clear();
-    scratch.grouped.resize(total, K::ZERO);
-    let mut slices: Vec<Vec<&mut [K]>> = ranges.iter().map(|_| Vec::with_capacity(parts)).collect();
-    let mut rest = &mut scratch.grouped[..];
-    for group in 0..parts {
-        for (r, counts) in scratch.counts.iter().enumerate() {
-            let (slice, tail) = std::mem::take(&mut rest).split_at_mut(counts[group]);
-            slices[r].push(slice);
-            rest = tail;
+    // slots[r][p]: where range r's keys of partition p go, in the spare
+    // capacity of partition p's pending words (not zeroed first: every word
+    // is written below)
+    let mut slots: Vec<Vec<&mut [MaybeUninit<u64>]>> =
+        ranges.iter().map(|_| Vec::with_capacity(parts)).collect();
+    let mut added = Vec::with_capacity(parts);
+    for (p, words) in pending.iter_mut().enumerate() {
+        let windows: usize = counts.iter().map(|counts| counts[p]).sum();
+        if windows > 0 {
+            words.extend([how.kind, windows as u64, how.low as u64, how.high as u64]);
         }
+        words.reserve(windows * K::WORDS);
+        let tail = &mut words.spare_capacity_mut()[..windows * K::WORDS];
+        let pieces = split_lengths(tail, counts.iter().map(|counts| counts[p] * K::WORDS));
+        for (range_slots, piece) in slots.iter_mut().zip(pieces) {
+            range_slots.push(piece);
+        }
+        added.push(windows * K::WORDS);
     }
     pool.install(|| {
-        slices
-            .par_iter_mut()
-            .zip(ranges)
-            .for_each(|(slots, users)| {
+        (
+            slots.par_iter_mut(),
+            keys_of.par_iter(),
+            groups_of.par_iter(),
+        )
+            .into_par_iter()
+            .for_each(|(slots, keys, groups)| {
                 let mut next = vec![0usize; parts];
-                for window in windows_of(users) {
-                    let group = partition_of(&window[..m], parts);
-                    slots[group][next[group]] = packing.pack::<K>(window);
-                    next[group] += 1;
+                for (&key, &group) in keys.iter().zip(groups.iter()) {
+                    let group = group as usize;
+                    write_key(key, &mut slots[group][next[group]..]);
+                    next[group] += K::WORDS;
                 }
+                assert!(slots
+                    .iter()
+                    .zip(&next)
+                    .all(|(slot, &next)| slot.len() == next));
             })
     });
-    drop(slices);
-    let mut start = 0;
-    for (group, pending) in pending.iter_mut().enumerate() {
-        let windows: usize = scratch.counts.iter().map(|counts| counts[group]).sum();
-        if windows > 0 {
-            pending.reserve(HEADER_WORDS + windows * K::WORDS);
-            pending.extend([how.kind, windows as u64, how.low as u64, how.high as u64]);
-            for &key in &scratch.grouped[start..start + windows] {
-                key.push_words(pending);
+    for (words, added) in pending.iter_mut().zip(added) {
+        // SAFETY: the pass above wrote all `added` words past the length (the
+        // assert: every range filled each of its slices), within the capacity.
+        unsafe { words.set_len(words.len() + added) };
+    }
+}
+
+/// Writes a key as its `K::WORDS` words, low word first.
+#[inline(always)]
+fn write_key<K: Key>(key: K, out: &mut [MaybeUninit<u64>]) {
+    let value = key.to_u128();
+    out[0].write(value as u64);
+    if K::WORDS == 2 {
+        out[1].write((value >> 64) as u64);
+    }
+}
+
+/// One range's windows: each one's key and partition, and the count per partition.
+struct Placed<'a, K> {
+    keys: &'a mut [K],
+    groups: &'a mut [u32],
+    counts: &'a mut [usize],
+    next: usize,
+}
+
+impl<K: Key> Placed<'_, K> {
+    #[inline(always)]
+    fn place(&mut self, window: &[i64], packing: &Packing) {
+        let m = window.len() - 1;
+        let partition = partition_of(&window[..m], self.counts.len());
+        self.keys[self.next] = packing.pack(window);
+        self.groups[self.next] = partition as u32; // parts <= MAX_PARTITIONS < 2^32
+        self.counts[partition] += 1;
+        self.next += 1;
+    }
+
+    /// Every window of every sequence, for one width known at compile time
+    /// (so that the hash and the packing unroll).
+    fn windows_of<'s, const W: usize>(
+        &mut self,
+        seqs: impl Iterator<Item = &'s [i64]>,
+        packing: &Packing,
+    ) {
+        for seq in seqs {
+            for window in seq.windows(W) {
+                let window: &[i64; W] = window.try_into().expect("W items");
+                self.place(window, packing);
             }
         }
-        start += windows;
     }
 }
 
@@ -479,6 +593,8 @@ mod tests {
             (1, 600),
             (2, 2000),
             (3, 1 << 30),
+            (4, 0), // widths past the unrolled ones
+            (5, 600),
         ] {
             let paths: Vec<PathBuf> = (0..4)
                 .map(|p| dir.join(format!("m{m}-{budget}-{p}.bin")))
