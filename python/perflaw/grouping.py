@@ -47,11 +47,19 @@ def group_rows(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, u
     return Grouped(raw.offsets, dense, raw.user_ids, vocabulary)
 
 
-def group_raw(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, user_order: str) -> RawGroups:
+def group_raw(
+    users: np.ndarray,
+    items: np.ndarray,
+    times: np.ndarray | None,
+    user_order: str,
+    one_run_heads: np.ndarray | None = None,
+) -> RawGroups:
     """:func:`group_rows` without the dense relabelling of the items.
 
     Rows whose users already form one run each, in time order (a log sorted by
     user, as most are), are only cut at the runs: nothing is sorted or copied.
+    ``one_run_heads``, where the caller has checked that every user is one run
+    (a grouped file read in order), are the runs' heads, not found again.
 
     Examples
     --------
@@ -59,9 +67,10 @@ def group_raw(users: np.ndarray, items: np.ndarray, times: np.ndarray | None, us
     >>> g.offsets.tolist(), g.items.tolist(), g.user_ids.tolist()
     ([0, 3, 4], [10, 11, 13, 12], [5, 3])
     """
-    heads = run_heads(users, None)
+    heads = run_heads(users, None) if one_run_heads is None else one_run_heads
     run_users = users[heads]
-    if _one_run_each(run_users, user_order) and _in_time_order(times, heads):
+    one_run_each = one_run_heads is not None or _one_run_each(run_users, user_order)
+    if one_run_each and _in_time_order(times, heads):
         return RawGroups(np.append(heads, len(users)).astype(np.int64), items, run_users)
     key, user_ids = _user_keys(users, user_order)
     order = _grouping_order(key, len(user_ids), times)

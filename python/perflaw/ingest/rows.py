@@ -27,6 +27,9 @@ class Rows:
     users: np.ndarray
     items: np.ndarray
     times: np.ndarray | None = None
+    # where each user's run starts, when the reader has checked that every
+    # user is one run (None: not known)
+    one_run_heads: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -96,7 +99,7 @@ def to_user_runs(rows: Rows) -> UserRuns:
     if rows.items.dtype.kind not in "iu":
         seqs = to_sequences(rows, "first")
         return UserRuns(seqs.offsets, seqs.stable_item_keys())
-    grouped = group_raw(rows.users, rows.items, rows.times, "first")
+    grouped = group_raw(rows.users, rows.items, rows.times, "first", rows.one_run_heads)
     return UserRuns(grouped.offsets, np.ascontiguousarray(grouped.items, dtype=np.int64))
 
 

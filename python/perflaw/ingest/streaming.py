@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from perflaw.grouping import run_heads
 from perflaw.ingest.contiguity import ContiguityCheck
 from perflaw.ingest.detect import count_rows_hint
@@ -139,13 +141,22 @@ def _contiguous_batches(
                     carried.append(rows.slice(0, heads[1]))
                     first_head = heads[1]
                 # the carried user alone, so that the chunk's other users need no copy
-                yield Rows.concat(carried)
+                yield _one_user(Rows.concat(carried))
                 carried = []
             if heads[-1] > first_head:
-                yield rows.slice(first_head, heads[-1])
+                whole = rows.slice(first_head, heads[-1])
+                # checked above: every user of the chunk is one run
+                whole.one_run_heads = heads[:-1] if first_head == 0 else heads[1:-1] - first_head
+                yield whole
             carried.append(rows.slice(heads[-1]))
         if carried:
-            yield Rows.concat(carried)
+            yield _one_user(Rows.concat(carried))
+
+
+def _one_user(rows: Rows) -> Rows:
+    """``rows``, known to hold one user's run."""
+    rows.one_run_heads = np.zeros(1, dtype=np.int64)
+    return rows
 
 
 def _external_batches(
