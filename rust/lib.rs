@@ -158,8 +158,9 @@ fn user_stats_batch<'py>(
     })
 }
 
-/// The sum of finite floats, exactly rounded (the value of Python's `math.fsum`);
-/// None when a value is NaN or infinite or the sum overflows: `math.fsum` decides those.
+/// The sum of finite floats, exactly rounded (the value of Python's `math.fsum`, also
+/// where `math.fsum` overflows midway); None when a value is NaN or infinite or the sum
+/// itself overflows: `math.fsum` decides those.
 #[pyfunction]
 #[pyo3(signature = (values, threads=0))]
 fn exact_sum(

@@ -50,12 +50,13 @@ def user_stats(
     first two over each sequence's last ``max_len`` items, the hash over all of it."""
 
 def exact_sum(values: npt.NDArray[np.float64], threads: int = 0) -> float | None:
-    """The exactly rounded sum (``math.fsum``'s value), the same for any ``threads``;
-    None when a value is NaN or infinite or the sum overflows (``math.fsum`` decides those)."""
+    """The exactly rounded sum (``math.fsum``'s value, also where ``math.fsum`` overflows
+    midway), the same for any ``threads``; None when a value is NaN or infinite or the sum
+    itself overflows (``math.fsum`` decides those)."""
 
 def exact_partials(values: npt.NDArray[np.float64], threads: int = 0) -> npt.NDArray[np.float64] | None:
     """A few floats whose exactly rounded sum is that of ``values``, also after concatenating
-    several such arrays; None when a value is NaN or infinite or a partial overflows."""
+    several such arrays; None when a value is NaN or infinite or the sum overflows."""
 
 def partition_windows(
     offsets: npt.NDArray[np.int64],

@@ -508,7 +508,8 @@ def _json_number(value: Any) -> Any:
 
 
 def _fsum(values: np.ndarray) -> float:
-    """``math.fsum`` of the values, in Rust where they are all finite."""
+    """``math.fsum`` of the values (exact even where ``math.fsum`` would overflow midway),
+    in Rust where they are all finite."""
     values = np.ascontiguousarray(values, dtype=np.float64)
     total = _core.exact_sum(values)
     return math.fsum(values.tolist()) if total is None else total
