@@ -261,6 +261,11 @@ def test_group_raw_equals_a_python_grouping_and_group_rows(user_order, layout, t
     fast = (layout == "sorted_runs" or (layout == "runs" and user_order == "first")) and times != "random"
     if fast:  # documented: rows already in order are only cut, never copied
         assert np.shares_memory(got.items, items)
+    if layout != "interleaved" and user_order == "first":  # every user one run: heads may be given
+        heads = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+        given = group_raw(users, items, t, user_order, one_run_heads=heads)
+        assert given.offsets.tolist() == offsets and given.items.tolist() == flat
+        assert given.user_ids.tolist() == order
 
 
 def test_group_raw_compares_unsigned_times_without_wrapping():
