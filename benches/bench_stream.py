@@ -10,8 +10,8 @@ Writes a log of --tokens Zipf(1.2) items (ids mod 100,000, users of --length ite
 user's rows contiguous) as Parquet (row groups of 1M rows), CSV (user,item with a header) or
 sasrec text (one line per user), then times
 
-* the baseline: the quicker of two ways pyarrow reads the user and item columns into numpy
-  (Parquet: ``ParquetFile.iter_batches`` or ``read_table``; CSV: ``open_csv`` streamed or
+* the baseline: the quickest of the ways pyarrow reads the user and item columns into numpy
+  (Parquet: ``ParquetFile.iter_batches`` with or without its threads, or ``read_table``; CSV: ``open_csv`` streamed or
   ``read_csv`` whole; sasrec: ``open_csv`` of the lines, ``split_pattern`` and a cast); past
   200M tokens only the streamed readers, since a whole file no longer fits in memory;
 * ``perflaw.data_quality(path, m=2, threads=2)`` with the block entropy off and on.
@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 SUFFIX = {"parquet": ".parquet", "csv": ".csv", "sasrec": ".txt"}
 WHOLE_FILE_TOKENS = 200_000_000
-STREAMED = {"iter_batches", "open_csv", "open_csv + split"}
+STREAMED = {"iter_batches", "iter_batches, one thread", "open_csv", "open_csv + split"}
 CHUNK_USERS = 200_000
 
 READERS = {
@@ -46,6 +46,10 @@ READERS = {
         "iter_batches": """
 f = pq.ParquetFile(path)
 for b in f.iter_batches(batch_size=2_000_000, columns=["user", "item"]):
+    b.column(0).to_numpy(); b.column(1).to_numpy()""",
+        "iter_batches, one thread": """
+f = pq.ParquetFile(path)
+for b in f.iter_batches(batch_size=2_000_000, columns=["user", "item"], use_threads=False):
     b.column(0).to_numpy(); b.column(1).to_numpy()""",
         "read_table": """
 t = pq.read_table(path, columns=["user", "item"])

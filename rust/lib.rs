@@ -13,6 +13,7 @@ pub mod dense;
 pub mod error;
 pub mod fingerprint;
 pub mod keycount;
+pub mod order;
 pub mod packing;
 pub mod partition;
 pub mod spill;
@@ -155,6 +156,16 @@ fn user_stats_batch<'py>(
                 .into_pyarray(py),
             hashes.into_pyarray(py),
         ))
+    })
+}
+
+/// The median of `values` (numpy.median's value; NaN for none or a NaN), selected
+/// in linear time on a copy.
+#[pyfunction]
+fn median(py: Python<'_>, values: PyReadonlyArray1<'_, f64>) -> PyResult<f64> {
+    guard("median", || {
+        let mut values = values.as_slice()?.to_vec();
+        Ok(py.detach(|| order::median(&mut values)))
     })
 }
 
@@ -527,6 +538,7 @@ impl WindowCounts {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apen_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(median, m)?)?;
     m.add_function(wrap_pyfunction!(lz_batch, m)?)?;
     m.add_function(wrap_pyfunction!(hashes_batch, m)?)?;
     m.add_function(wrap_pyfunction!(user_stats_batch, m)?)?;

@@ -49,6 +49,9 @@ def user_stats(
     """(apen, lz_lambda_sums, sequence_hashes) in one visit of each sequence: the
     first two over each sequence's last ``max_len`` items, the hash over all of it."""
 
+def median(values: npt.NDArray[np.float64]) -> float:
+    """``numpy.median``'s value (NaN for no values or a NaN), selected in linear time."""
+
 def exact_sum(values: npt.NDArray[np.float64], threads: int = 0) -> float | None:
     """The exactly rounded sum (``math.fsum``'s value, also where ``math.fsum`` overflows
     midway), the same for any ``threads``; None when a value is NaN or infinite or the sum
