@@ -54,7 +54,8 @@ pub fn key_histograms_in<K: Key>(
         starts[b + 1] += starts[b];
     }
     let mut next = starts.clone();
-    bucketed.clear();
+    // not cleared first: zeroing the whole buffer would cost a pass, and the
+    // scatter below writes every slot
     bucketed.resize(total, K::ZERO);
     for key in keys() {
         let slot = &mut next[bucket_of(key)];

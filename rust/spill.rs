@@ -520,7 +520,7 @@ fn read_words(path: &PathBuf, words: &mut Vec<u64>) -> io::Result<()> {
             "not a whole number of words",
         ));
     }
-    words.clear();
+    // not cleared first (only new capacity gets zeroed): the read overwrites every word
     words.resize(bytes / 8, 0);
     file.read_exact(words_as_bytes_mut(words))
 }
