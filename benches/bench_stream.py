@@ -11,8 +11,8 @@ user's rows contiguous) as Parquet (row groups of 1M rows), CSV (user,item with 
 sasrec text (one line per user), then times
 
 * the baseline: the quickest of the ways pyarrow reads the user and item columns into numpy
-  (Parquet: ``ParquetFile.iter_batches`` with or without its threads, or ``read_table``; CSV: ``open_csv`` streamed or
-  ``read_csv`` whole; sasrec: ``open_csv`` of the lines, ``split_pattern`` and a cast); past
+  (Parquet: ``ParquetFile.iter_batches`` with or without its threads, or ``read_table``;
+  CSV: ``open_csv`` streamed or ``read_csv`` whole; sasrec: ``open_csv`` of the lines, ``split_pattern`` and a cast); past
   200M tokens only the streamed readers, since a whole file no longer fits in memory;
 * ``perflaw.data_quality(path, m=2, threads=2)`` with the block entropy off and on.
 

@@ -12,8 +12,12 @@ pub fn parallel_exact_sum(values: &[f64], pool: &ThreadPool) -> Option<f64> {
     total.is_finite().then_some(total)
 }
 
-/// Values summed by one task of [`parallel_partials`] (at most `WideSum::MAX_TERMS`).
+/// Values summed by one task of [`parallel_partials`].
 const CHUNK: usize = 1 << 16;
+const _: () = assert!(
+    CHUNK <= WideSum::MAX_TERMS,
+    "a chunk's digits could overflow"
+);
 
 /// A few floats whose exact (real) sum is that of `values`: each chunk's sum,
 /// held exactly in a [`WideSum`] (computed in parallel), as the floats of its
@@ -65,7 +69,7 @@ impl WideSum {
     /// subnormals' 2^-1074) and its highest below bit 2047 + 53.
     const DIGITS: usize = (2047 + 53) / 32 + 2;
     /// Each term adds less than 2^32 to a digit: this many leave no i64 overflow.
-    pub const MAX_TERMS: usize = 1 << 30;
+    const MAX_TERMS: usize = 1 << 30;
 
     /// Adds a finite float exactly; false (adding nothing) for NaN or an infinity.
     #[inline]
