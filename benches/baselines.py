@@ -118,8 +118,9 @@ def block_entropy_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2, coun
 
     Each window of m + 1 items is one key Σ x_{i+k}·K^(m−k) (K = id range), so its
     m-prefix is key // K; the counts come from ``np.unique(return_counts=True)``
-    (``counter="numpy"``, a sort) or ``pyarrow.compute.value_counts`` (``"pyarrow"``,
-    a hash table). Needs K^(m+1) < 2^63.
+    (``counter="numpy"``, a sort), ``pyarrow.compute.value_counts`` (``"pyarrow"``,
+    a hash table) or one parallel polars sort whose runs give both (``"polars"``: the
+    prefixes of sorted keys are sorted too). Needs K^(m+1) < 2^63.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     x = np.asarray(items, dtype=np.int64)
@@ -133,10 +134,22 @@ def block_entropy_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2, coun
     key = np.zeros(len(start), dtype=np.int64)
     for k in range(m + 1):
         key = key * K + x[start + k]
-    joint, prefix = _counts(key, counter), _counts(key // K, counter)
+    if counter == "polars":
+        joint, prefix = _sorted_run_lengths(key, K)
+    else:
+        joint, prefix = _counts(key, counter), _counts(key // K, counter)
     total = float(len(key))
     c_ln_c = lambda c: float(np.sum(c * np.log(c)))  # noqa: E731
     return (c_ln_c(prefix) - c_ln_c(joint)) / total
+
+
+def _sorted_run_lengths(keys: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the distinct keys and of their prefixes (key // K), from one polars sort."""
+    import polars as pl
+
+    ordered = pl.Series(keys).sort()
+    runs = lambda series: series.rle().struct.field("len").to_numpy().astype(np.float64)  # noqa: E731
+    return runs(ordered), runs(ordered // K)
 
 
 def _counts(keys: np.ndarray, counter: str) -> np.ndarray:

@@ -9,7 +9,8 @@ Run the side-by-side table (one process, best of --repeats, ns per token)::
   level with ``np.unique``).
 * Block entropy H(X3 | X1, X2): ``_core.WindowCounts`` in memory and
   ``perflaw.blocks.WindowSpill`` (through disk, or held in memory) against packed int64 keys counted by
-  ``np.unique`` or by ``pyarrow.compute.value_counts``.
+  ``np.unique``, by ``pyarrow.compute.value_counts`` or by one polars sort on all cores (the
+  runs of the sorted keys and of their prefixes).
 
 Every implementation's result is checked against the others before timing.
 """
@@ -59,7 +60,8 @@ def main() -> None:
     assert np.array_equal(lz, _core.lz_lambda_sums(offsets, items, None, 2))
     h = table_entropy(offsets, items, 1)
     for other in (spilled_entropy(offsets, items, 2), block_entropy_numpy(offsets, items),
-                  block_entropy_numpy(offsets, items, counter="pyarrow")):
+                  block_entropy_numpy(offsets, items, counter="pyarrow"),
+                  block_entropy_numpy(offsets, items, counter="polars")):
         assert abs(other - h) <= 1e-12 * abs(h), (other, h)
     groups = {
         "Lempel-Ziv sums": {
@@ -75,6 +77,8 @@ def main() -> None:
                 lambda: spilled_entropy(offsets, items, 2, memory=1 << 30),
             "numpy (packed keys, np.unique)": lambda: block_entropy_numpy(offsets, items),
             "pyarrow (packed keys, value_counts)": lambda: block_entropy_numpy(offsets, items, counter="pyarrow"),
+            f"polars (packed keys, one sort, {os.cpu_count()} threads)":
+                lambda: block_entropy_numpy(offsets, items, counter="polars"),
         },
     }
     load = os.getloadavg()

@@ -65,7 +65,7 @@ def test_window_spill(benchmark):
 
 
 @pytest.mark.benchmark(group="block entropy 100k x 50 zipf")
-@pytest.mark.parametrize("counter", ["numpy", "pyarrow"])
+@pytest.mark.parametrize("counter", ["numpy", "pyarrow", "polars"])
 def test_block_entropy_packed_keys(benchmark, counter):
     benchmark.pedantic(block_entropy_numpy, args=(OFFSETS, ITEMS, 2, counter), rounds=2)
 
@@ -83,5 +83,6 @@ def test_baselines_agree_with_the_kernel():
     assert np.array_equal(lz_sums_numpy(offsets, items), _core.lz_lambda_sums(offsets, items))
     entropy = table_entropy(offsets, items, 1)
     for other in (spilled_entropy(offsets, items, 2, batch_users=70), block_entropy_numpy(offsets, items),
-                  block_entropy_numpy(offsets, items, counter="pyarrow")):
+                  block_entropy_numpy(offsets, items, counter="pyarrow"),
+                  block_entropy_numpy(offsets, items, counter="polars")):
         assert other == pytest.approx(entropy, rel=1e-12)
