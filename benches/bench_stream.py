@@ -207,8 +207,9 @@ def main() -> None:
             cases = {**readers, "off": PERFLAW.format(block=False, tokens=tokens),
                      "on": PERFLAW.format(block=True, tokens=tokens)}
             with_floor = form == "parquet" and whole and polars_available()
-            if with_floor:
-                cases["floor"] = (FLOOR_SETUP, FLOOR)
+            if with_floor:  # the windows data_quality counts: length - 2 for each user
+                windows = tokens // args.length * max(0, args.length - 2)
+                cases["floor"] = (FLOOR_SETUP + f"assert len(windows) == {windows}\n", FLOOR)
             results = best_interleaved(path, cases, args.repeats)
             off, on, floor = results.pop("off"), results.pop("on"), results.pop("floor", None)
             fastest = min(results, key=lambda name: results[name]["seconds"])
