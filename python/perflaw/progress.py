@@ -43,7 +43,9 @@ def progress_bar(progress: bool, **options: Any) -> Any:
     >>> bar.update(2); bar.disable
     True
     """
-    from tqdm.auto import tqdm
+    # plain tqdm, not tqdm.auto: a bar is only ever drawn on a terminal's stderr, never
+    # as a notebook widget, and tqdm.auto imports asyncio (about 20 ms a first call)
+    from tqdm import tqdm
 
     return tqdm(file=sys.stderr, disable=not (progress and bars_allowed()), dynamic_ncols=True, **options)
 

@@ -574,7 +574,7 @@ def run_sweep(
     >>> run_sweep(spec, "out/sweep").finished  # doctest: +SKIP
     24
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # tqdm.write only (see perflaw.progress)
 
     started = time.perf_counter()
     executor = executor if executor is not None else LocalExecutor()
