@@ -252,5 +252,6 @@ def timing(case: dict) -> str:
     """Wall time, then CPU time (user + system, all threads) of one case."""
     return f"{case['seconds']:.2f} s, {case['cpu_seconds']:.2f} CPU-s"
 
+
 if __name__ == "__main__":
     main()
