@@ -122,6 +122,20 @@ def block_entropy_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2, coun
     a hash table) or one parallel polars sort whose runs give both (``"polars"``: the
     prefixes of sorted keys are sorted too). Needs K^(m+1) < 2^63.
     """
+    key, K = packed_windows(offsets, items, m)
+    if counter == "polars":
+        joint, prefix = _sorted_run_lengths(key, K)
+    else:
+        joint, prefix = _counts(key, counter), _counts(key // K, counter)
+    total = float(len(key))
+    c_ln_c = lambda c: float(np.sum(c * np.log(c)))  # noqa: E731
+    return (c_ln_c(prefix) - c_ln_c(joint)) / total
+
+
+def packed_windows(offsets: np.ndarray, items: np.ndarray, m: int = 2) -> tuple[np.ndarray, int]:
+    """Every window of m + 1 items within one sequence as one int64 key Σ x_{i+k}·K^(m−k),
+    x = id − smallest id and K = the ids' span (so the key's m-prefix is key // K), and K.
+    Needs K^(m+1) < 2^63."""
     offsets = np.asarray(offsets, dtype=np.int64)
     x = np.asarray(items, dtype=np.int64)
     x = x - x.min()
@@ -134,13 +148,7 @@ def block_entropy_numpy(offsets: np.ndarray, items: np.ndarray, m: int = 2, coun
     key = np.zeros(len(start), dtype=np.int64)
     for k in range(m + 1):
         key = key * K + x[start + k]
-    if counter == "polars":
-        joint, prefix = _sorted_run_lengths(key, K)
-    else:
-        joint, prefix = _counts(key, counter), _counts(key // K, counter)
-    total = float(len(key))
-    c_ln_c = lambda c: float(np.sum(c * np.log(c)))  # noqa: E731
-    return (c_ln_c(prefix) - c_ln_c(joint)) / total
+    return key, K
 
 
 def _sorted_run_lengths(keys: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
